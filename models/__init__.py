@@ -1,0 +1,1 @@
+"""Receipt understanding shared by scanner and server: schema, protocol, the read pipeline."""
