@@ -89,9 +89,15 @@ def subscription(leaf: str, device_id: str = "+") -> str:
 
 @dataclass(frozen=True)
 class TopicParts:
+    """A protocol topic taken apart.
+
+    `kind` is one of receipt, image, status, telemetry, config/desired, config/reported, cmd,
+    cmd_result; `ident` is the receipt id of an image or the command id of cmd and cmd_result.
+    """
+
     device_id: str
-    kind: str  # receipt | image | status | telemetry | config/desired | config/reported | cmd | cmd_result
-    ident: str | None = None  # receipt id for image, command id for cmd and cmd_result
+    kind: str
+    ident: str | None = None
 
 
 def parse_topic(topic: str) -> TopicParts:
