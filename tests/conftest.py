@@ -136,7 +136,12 @@ class Mosquitto:
             f"log_dest file {self.log_path}",
             "log_type all",
         ]
-        if not any(line.startswith(("allow_anonymous", "password_file")) for line in self.extra_config):
+        if os.geteuid() == 0:
+            # Run as root, mosquitto drops to the `mosquitto` user, which can't write the test's
+            # private folder: no log, no persistence, and a restart would forget the sessions.
+            lines.append("user root")
+        auth_keys = ("allow_anonymous", "password_file")
+        if not any(line.startswith(auth_keys) for line in self.extra_config):
             lines.append("allow_anonymous true")
         self.config_path.write_text("\n".join(lines + self.extra_config) + "\n")
 
