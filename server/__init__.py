@@ -1,0 +1,1 @@
+"""The central server: ingest of scanner messages, storage, and the REST API."""

@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, shared dependencies, error format, health checks."""

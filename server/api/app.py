@@ -1,0 +1,34 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from server.api.errors import install_error_handlers
+from server.api.health import router as health_router
+from server.db.engine import create_db_engine, session_factory
+from server.images.base import ImageStore
+from server.images.store import build_image_store
+from server.receipts.endpoints import router as receipts_router
+from server.settings import Settings
+
+
+def create_app(
+    settings: Settings, *, engine: Engine | None = None, images: ImageStore | None = None
+) -> FastAPI:
+    """The API for `settings`; pass `engine`/`images` to share them within a process."""
+    app = FastAPI(
+        title="Receipt Manager",
+        version="1",
+        description="Receipts read by the scanners of your organisation.",
+    )
+    engine = engine or create_db_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.images = images or build_image_store(settings.image_store)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(receipts_router)
+    return app

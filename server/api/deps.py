@@ -1,0 +1,68 @@
+"""Request dependencies: the request's transaction, the caller's organisation, scoped repos.
+
+Tenancy lives here and only here: `Receipts` is a repository bound to the organisation of the
+bearer token, so an endpoint cannot forget to scope a query.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from server.api.errors import ApiError
+from server.images.base import ImageStore
+from server.organizations.service import organization_of_token
+from server.receipts.repository import ReceiptRepository
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `receipts admin create-token`.")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed if the endpoint returns, rolled back if it raises."""
+    with request.app.state.sessions() as session, session.begin():
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def current_organization(
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> uuid.UUID:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise ApiError(
+            401,
+            "missing_token",
+            "send 'Authorization: Bearer <token>'; create a token with "
+            "'receipts admin create-token ORG'",
+            challenge,
+        )
+    org = organization_of_token(session, credentials.credentials)
+    if org is None:
+        raise ApiError(401, "invalid_token", "the token is unknown or revoked", challenge)
+    return org
+
+
+Organization = Annotated[uuid.UUID, Depends(current_organization)]
+
+
+def receipts_repository(session: DbSession, organization: Organization) -> ReceiptRepository:
+    return ReceiptRepository(session, organization)
+
+
+Receipts = Annotated[ReceiptRepository, Depends(receipts_repository)]
+
+
+def image_store(request: Request) -> ImageStore:
+    store: ImageStore = request.app.state.images
+    return store
+
+
+Images = Annotated[ImageStore, Depends(image_store)]

@@ -1,0 +1,144 @@
+"""Server commands of `receipts`: `server` (API), `ingest` (worker), `admin` (registry)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from server.db.engine import create_db_engine, session_factory
+from server.db.migrate import migrate
+from server.dead_letters.repository import DeadLetterRepository
+from server.organizations import service as orgs
+from server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a clean exit naming the bad keys."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RM_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise click.ClickException(f"invalid server configuration: {problems}") from exc
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+def serve(host: str, port: int) -> None:
+    """Migrate the database, then serve the REST API."""
+    import uvicorn
+
+    from server.api.app import create_app
+
+    settings = load_settings()
+    migrate(settings.database_url)
+    app = create_app(settings)
+    logger.info("serving the API on http://%s:%d", host, port)
+    uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+@click.command("ingest")
+def ingest() -> None:
+    """Migrate the database, then ingest scanner messages from the broker until stopped."""
+    from server.images.store import build_image_store
+    from server.ingest.worker import IngestWorker
+
+    settings = load_settings()
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    worker = IngestWorker(
+        settings.mqtt,
+        settings.ingest,
+        session_factory(engine),
+        build_image_store(settings.image_store),
+    )
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping ingest", signum)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    logger.info(
+        "ingest %s from %s:%d (MQTT %s)",
+        settings.ingest.client_id,
+        settings.mqtt.host,
+        settings.mqtt.port,
+        settings.mqtt.protocol,
+    )
+    worker.run()
+
+
+@click.group("admin")
+def admin() -> None:
+    """Register organisations, devices and API tokens; inspect dead letters."""
+
+
+@contextmanager
+def _transaction() -> Iterator[Session]:
+    settings = load_settings()
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            yield session
+    except orgs.AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+@admin.command("create-org")
+@click.argument("name")
+def create_org(name: str) -> None:
+    """Create the organisation NAME."""
+    with _transaction() as session:
+        org = orgs.create_organization(session, name)
+        click.echo(f"organisation {org.name} created ({org.id})")
+
+
+@admin.command("add-device")
+@click.argument("org")
+@click.argument("device_id")
+def add_device(org: str, device_id: str) -> None:
+    """Register scanner DEVICE_ID to organisation ORG."""
+    with _transaction() as session:
+        orgs.add_device(session, org, device_id)
+        click.echo(f"device {device_id} registered to {org}")
+
+
+@admin.command("create-token")
+@click.argument("org")
+@click.option("--name", default="", help="A note saying who or what uses the token.")
+def create_token(org: str, name: str) -> None:
+    """Issue an API token for ORG; it is printed once and only its hash is kept."""
+    with _transaction() as session:
+        issued = orgs.create_token(session, org, name)
+    click.echo(issued.token)
+
+
+@admin.command("dead-letters")
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--code", default=None, help="Only this refusal code, e.g. unknown_device.")
+def dead_letters(limit: int, code: str | None) -> None:
+    """List refused messages, newest first, with their code and reason."""
+    with _transaction() as session:
+        rows = DeadLetterRepository(session).latest(limit, code)
+        for d in rows:
+            click.echo(
+                f"{d.received_at:%Y-%m-%d %H:%M:%S} {d.code:<22} {d.topic} "
+                f"({d.payload_size} B): {d.reason}"
+            )
+        if not rows:
+            click.echo("no dead letters")

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models on one base, engine/session setup, Alembic migrations."""

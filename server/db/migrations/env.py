@@ -1,0 +1,33 @@
+"""Alembic environment: the URL comes from `server.db.migrate`; SQLite migrates in batch mode."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+
+from server.db import models  # noqa: F401  (registers the tables on Base.metadata)
+from server.db.base import Base
+from server.db.engine import create_db_engine
+
+config = context.config
+url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+if not url:
+    raise RuntimeError("no database URL: run migrations through server.db.migrate.migrate(url)")
+
+engine = create_db_engine(url)
+try:
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Processes starting together (server, ingest) migrate one after the other.
+                connection.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+            context.run_migrations()
+        connection.commit()
+finally:
+    engine.dispose()

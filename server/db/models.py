@@ -1,0 +1,112 @@
+"""The tables: organisations, their tokens and devices, receipts, images and dead letters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db.base import Base, RecordModel, utcnow
+from server.db.types import JsonDoc, Money
+
+
+class Organization(RecordModel):
+    __tablename__ = "organizations"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class ApiToken(RecordModel):
+    """A bearer token of an organisation; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class Device(RecordModel):
+    """A scanner registered to an organisation; `device_id` is its MQTT identity."""
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[str] = mapped_column(String(64), unique=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    online: Mapped[bool] = mapped_column(default=False)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    agent_version: Mapped[str | None] = mapped_column(String(100), default=None)
+    model_versions: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, default=None)
+    telemetry: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, default=None)
+    telemetry_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class Receipt(Base):
+    """One read receipt; `id` is the device's receipt_id, the idempotency key."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        Index("ix_receipts_org_captured", "organization_id", "captured_at", "id"),
+        Index("ix_receipts_org_effective_date", "organization_id", "effective_date"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    captured_at: Mapped[dt.datetime]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    merchant: Mapped[str | None] = mapped_column(String(500), default=None)
+    receipt_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    effective_date: Mapped[dt.date] = mapped_column(
+        Date, comment="The printed date, else the capture date (UTC); what date filters use."
+    )
+    total: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    currency: Mapped[str | None] = mapped_column(String(8), default=None)
+    needs_review: Mapped[bool] = mapped_column(default=False)
+    image_sha256: Mapped[str | None] = mapped_column(
+        String(64), default=None, comment="Digest the receipt message announced, if any."
+    )
+    document: Mapped[dict[str, Any]] = mapped_column(JsonDoc, comment="The receipt message.")
+
+
+class ReceiptImage(Base):
+    """The image of a receipt, keyed by receipt id so it links whichever arrives first."""
+
+    __tablename__ = "receipt_images"
+
+    receipt_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetter(RecordModel):
+    """A message that was refused, kept with a stable code and the reason."""
+
+    __tablename__ = "dead_letters"
+
+    topic: Mapped[str] = mapped_column(Text)
+    device_id: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary, comment="Truncated to a bound.")
+    payload_size: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -1,0 +1,1 @@
+"""Refused messages kept with their reason, for operators to inspect."""

@@ -1,0 +1,1 @@
+"""Organisations, their API tokens and their registered devices."""

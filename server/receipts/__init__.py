@@ -1,0 +1,1 @@
+"""Receipts as the API serves them: listing with filters and cursors, one receipt, its image."""

@@ -1,0 +1,84 @@
+"""Reading receipts of ONE organisation: every query here is scoped by `organization_id`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from server.db.models import Device, Receipt, ReceiptImage
+
+
+@dataclass(frozen=True)
+class ReceiptFilter:
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    merchant: str | None = None
+    device_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptRecord:
+    receipt: Receipt
+    device_id: str
+    image: ReceiptImage | None
+
+
+class ReceiptRepository:
+    """The organisation-scoped view of receipts; build it only through the API's dependency."""
+
+    def __init__(self, session: Session, organization_id: uuid.UUID) -> None:
+        self.session = session
+        self.organization_id = organization_id
+
+    def _select(self) -> Select[Receipt, str, ReceiptImage]:
+        return (
+            select(Receipt, Device.device_id, ReceiptImage)
+            .join(Device, Device.id == Receipt.device_id)
+            .outerjoin(
+                ReceiptImage,
+                and_(
+                    ReceiptImage.receipt_id == Receipt.id,
+                    ReceiptImage.organization_id == Receipt.organization_id,
+                ),
+            )
+            .where(Receipt.organization_id == self.organization_id)
+        )
+
+    def list(
+        self,
+        filters: ReceiptFilter,
+        *,
+        after: tuple[dt.datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[ReceiptRecord]:
+        """Newest capture first, ties broken by id; `after` is the last row of the previous page."""
+        q = self._select()
+        if filters.date_from is not None:
+            q = q.where(Receipt.effective_date >= filters.date_from)
+        if filters.date_to is not None:
+            q = q.where(Receipt.effective_date <= filters.date_to)
+        if filters.merchant:
+            q = q.where(
+                func.lower(Receipt.merchant).contains(filters.merchant.lower(), autoescape=True)
+            )
+        if filters.device_id:
+            q = q.where(Device.device_id == filters.device_id)
+        if after is not None:
+            captured_at, receipt_id = after
+            q = q.where(
+                or_(
+                    Receipt.captured_at < captured_at,
+                    and_(Receipt.captured_at == captured_at, Receipt.id < receipt_id),
+                )
+            )
+        q = q.order_by(Receipt.captured_at.desc(), Receipt.id.desc()).limit(limit)
+        return [ReceiptRecord(r, d, i) for r, d, i in self.session.execute(q)]
+
+    def get(self, receipt_id: uuid.UUID) -> ReceiptRecord | None:
+        row = self.session.execute(self._select().where(Receipt.id == receipt_id)).first()
+        return None if row is None else ReceiptRecord(row[0], row[1], row[2])

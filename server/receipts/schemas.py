@@ -1,0 +1,60 @@
+"""What the receipts API returns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from server.receipts.repository import ReceiptRecord
+
+
+class ReceiptSummary(BaseModel):
+    id: uuid.UUID = Field(description="The receipt id the scanner chose.")
+    device_id: str
+    captured_at: dt.datetime
+    received_at: dt.datetime
+    merchant: str | None
+    date: dt.date | None = Field(description="The date printed on the receipt, if read.")
+    total: Decimal | None
+    currency: str | None
+    needs_review: bool
+    image_url: str | None = Field(description="Where to fetch the image; null until it arrives.")
+
+    @classmethod
+    def of(cls, rec: ReceiptRecord) -> ReceiptSummary:
+        return cls(**_summary_values(rec))
+
+
+class ReceiptDetail(ReceiptSummary):
+    image_sha256: str | None
+    message: dict[str, Any] = Field(description="The receipt message as the scanner sent it.")
+
+    @classmethod
+    def of(cls, rec: ReceiptRecord) -> ReceiptDetail:
+        image_sha = rec.image.sha256 if rec.image else rec.receipt.image_sha256
+        return cls(**_summary_values(rec), image_sha256=image_sha, message=rec.receipt.document)
+
+
+class ReceiptPage(BaseModel):
+    items: list[ReceiptSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+def _summary_values(rec: ReceiptRecord) -> dict[str, Any]:
+    r = rec.receipt
+    return {
+        "id": r.id,
+        "device_id": rec.device_id,
+        "captured_at": r.captured_at,
+        "received_at": r.received_at,
+        "merchant": r.merchant,
+        "date": r.receipt_date,
+        "total": r.total,
+        "currency": r.currency,
+        "needs_review": r.needs_review,
+        "image_url": f"/api/v1/receipts/{r.id}/image" if rec.image else None,
+    }

@@ -1,0 +1,1 @@
+"""Benchmarks: measurements that print figures (run with -m benchmark or as scripts)."""
