@@ -1,0 +1,1 @@
+"""Evaluation of the read pipeline against labelled receipts (`receipts eval ...`)."""

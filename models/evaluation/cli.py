@@ -1,0 +1,242 @@
+"""`receipts eval`: measure the read pipeline on labelled receipts. One subcommand per stage."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+
+from models.evaluation.corrections import CorrectionError, corrected_receipts
+from models.evaluation.scoring import FIELDS, ReceiptScore, Report, score_receipt, summarise
+from models.evaluation.sroie import SPLIT_FILE, DatasetError, load_split, samples
+from models.extraction import Extraction, extract_fields
+from models.extraction.calibration import CALIBRATED, TABLE_FILE, Calibration, fit_isotonic
+from models.receipt import OcrLine
+
+log = logging.getLogger(__name__)
+
+OCR_CHOICES = ("gt", "litert", "tesseract")
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Measure the read pipeline on labelled receipts (SROIE layout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One receipt to score: its lines (or image) and the answer key of the fields to score."""
+
+    id: str
+    key: dict[str, str]
+    lines: Callable[[], list[OcrLine]]
+    image_path: Path | None = None
+    image_size: tuple[int, int] | None = None
+
+
+def _sroie_cases(data: Path, split_file: Path, split_name: str) -> list[Case]:
+    split = load_split(split_file)
+    ids = split["train"] + split["val"] if split_name == "all" else split[split_name]
+    return [Case(s.id, asdict(s.key()), s.lines, s.image_path) for s in samples(data, sorted(ids))]
+
+
+def _correction_cases(data: Path) -> list[Case]:
+    return [
+        Case(r.receipt_id, r.key(), lambda r=r: r.lines, None, r.image_size)  # type: ignore[misc]
+        for r in corrected_receipts(data)
+        if r.key()
+    ]
+
+
+def _reader(ocr: str) -> Callable[[Case], Extraction]:
+    """How a case becomes an Extraction: from its stored lines or via the read pipeline."""
+    if ocr == "gt":
+        return lambda c: extract_fields(c.lines(), c.image_size)
+    try:
+        pipeline = importlib.import_module("models.pipeline")
+        imageio = importlib.import_module("models.imageio")
+    except ImportError as exc:
+        raise click.ClickException(
+            f"--ocr {ocr} needs the read pipeline (models.pipeline), which is not available yet "
+            f"({exc}); use --ocr gt to score extraction from the ground-truth lines"
+        ) from exc
+    try:
+        config = pipeline.PipelineConfig.model_validate({"ocr": {"type": ocr}})
+        reader = pipeline.build_pipeline(config)
+    except Exception as exc:  # any set-up failure is reported the same way
+        raise click.ClickException(
+            f"could not build the read pipeline with OCR {ocr!r}: {exc}"
+        ) from exc
+
+    def run(case: Case) -> Extraction:
+        if case.image_path is None:
+            raise click.ClickException(f"receipt {case.id} has no image under img/")
+        receipt = reader.read(imageio.load_image(case.image_path)).receipt
+        return Extraction(receipt.fields, receipt.needs_review, list(receipt.review_reasons))
+
+    return run
+
+
+def _print_report(report: Report, ocr: str, split: str, ms: list[float]) -> None:
+    click.echo(f"{split}, {report.n} receipts, OCR: {ocr}")
+    for name in FIELDS:
+        if name in report.accuracy:
+            click.echo(
+                f"  {name:<8} {100 * report.accuracy[name]:6.2f} %  (n={report.counts[name]})"
+            )
+    click.echo(f"  {'mean':<8} {100 * report.mean:6.2f} %")
+    click.echo("accuracy per confidence decile (all four fields):")
+    for low, high, count, acc in report.deciles:
+        shown = "   -  " if math.isnan(acc) else f"{100 * acc:6.2f} %"
+        click.echo(f"  [{low:.1f}, {high:.1f}) n={count:<4} {shown}")
+    wrong = report.review_wrong_share
+    click.echo(
+        f"needs_review: {100 * report.review_share:.1f} % of receipts; of those, "
+        f"{'-' if math.isnan(wrong) else f'{100 * wrong:.1f} %'} had a wrong field; "
+        f"{report.wrong_unflagged} receipts with a wrong field were not flagged"
+    )
+    if ms:
+        ms_sorted = sorted(ms)
+        click.echo(
+            f"time per receipt: median {ms_sorted[len(ms) // 2]:.2f} ms, max {ms_sorted[-1]:.2f} ms"
+        )
+
+
+@eval_group.command("fields")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="SROIE-layout folder with box/, key/ and img/, or an exported corrections folder "
+    "(*.jsonl, see models/evaluation/corrections.py).",
+)
+@click.option(
+    "--ocr",
+    type=click.Choice(OCR_CHOICES),
+    default="gt",
+    show_default=True,
+    help="Where the text lines come from: the ground-truth boxes or an OCR engine.",
+)
+@click.option(
+    "--split",
+    "split_name",
+    type=click.Choice(["val", "train", "all"]),
+    default="val",
+    show_default=True,
+    help="Which part of the committed split to score.",
+)
+@click.option(
+    "--split-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=SPLIT_FILE,
+    show_default=True,
+    help="JSON {train: [...], val: [...]}.",
+)
+@click.option(
+    "--errors",
+    is_flag=True,
+    help="List each wrong field (allowed on --split train only, to keep val unseen).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def fields(
+    *, data: Path, ocr: str, split_name: str, split_file: Path, errors: bool, as_json: bool
+) -> None:
+    """Score company, date, address and total as SROIE does."""
+    corrections = not (data / "box").is_dir() and any(data.glob("*.jsonl"))
+    if errors and split_name != "train" and not corrections:
+        raise click.UsageError("--errors is for the train split only; tune rules on train, not val")
+    if corrections and ocr != "gt":
+        raise click.UsageError("a corrections folder has no images: use --ocr gt (stored lines)")
+    try:
+        if corrections:
+            cases, title = _correction_cases(data), f"corrections in {data}"
+        else:
+            cases = _sroie_cases(data, split_file, split_name)
+            title = f"SROIE {split_name} split"
+    except (DatasetError, CorrectionError, OSError, json.JSONDecodeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    read = _reader(ocr)
+    scores: list[ReceiptScore] = []
+    ms: list[float] = []
+    for case in cases:
+        start = time.perf_counter()
+        result = read(case)
+        ms.append(1000 * (time.perf_counter() - start))
+        score = score_receipt(case.id, result.fields, case.key, result.needs_review)
+        scores.append(score)
+        if errors:
+            _echo_errors(case, result, score)
+    report = summarise(scores)
+    if as_json:
+        click.echo(json.dumps({"ocr": ocr, "split": split_name, **asdict(report)}, default=str))
+    else:
+        _print_report(report, ocr, title, ms)
+
+
+def _echo_errors(case: Case, result: Extraction, score: ReceiptScore) -> None:
+    f = result.fields
+    got = {
+        "company": f.merchant.value if f.merchant else None,
+        "date": f.date.value.isoformat() if f.date else None,
+        "address": f.address.value if f.address else None,
+        "total": str(f.total.value) if f.total else None,
+    }
+    for name, r in score.fields.items():
+        if not r.correct:
+            click.echo(
+                f"{case.id} {name}: got {got[name]!r} want {case.key[name]!r} conf={r.confidence}"
+            )
+
+
+@eval_group.command("calibrate")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="SROIE-layout folder with box/ and key/.",
+)
+@click.option(
+    "--split-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=SPLIT_FILE,
+    show_default=True,
+    help="JSON {train: [...], val: [...]}; only train is used.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=TABLE_FILE,
+    show_default=True,
+    help="Where to write the calibration table.",
+)
+def calibrate(*, data: Path, split_file: Path, out: Path) -> None:
+    """Fit the per-field confidence calibration on the train split (never on val)."""
+    try:
+        cases = _sroie_cases(data, split_file, "train")
+    except (DatasetError, OSError, json.JSONDecodeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    pairs: dict[str, list[tuple[float, bool]]] = {name: [] for name in CALIBRATED}
+    scoring_name = {"merchant": "company", "address": "address", "date": "date", "total": "total"}
+    for case in cases:
+        result = extract_fields(case.lines(), case.image_size, calibration=None)
+        score = score_receipt(case.id, result.fields, case.key, result.needs_review)
+        for name in CALIBRATED:
+            r = score.fields[scoring_name[name]]
+            if r.confidence is not None:
+                pairs[name].append((r.confidence, r.correct))
+    table = Calibration(
+        {name: fit_isotonic(p) for name, p in pairs.items()},
+        source=f"SROIE train split of {split_file.name}, {len(cases)} receipts",
+    )
+    out.write_text(table.to_json())
+    for name, steps in table.fields.items():
+        click.echo(f"{name:<8} {len(steps.values)} steps, {len(pairs[name])} pairs")
+    click.echo(f"wrote {out}")

@@ -1,0 +1,210 @@
+"""The merchant's address: the run of header lines with the most address evidence."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from models.extraction.layout import Line, Page
+from models.extraction.normalize import fold
+
+# Street and building words in the common Latin-alphabet languages, matched as folded words.
+_STREET = re.compile(
+    r" (?:JALAN|JLN|JL|LORONG|LRG|TAMAN|TMN|KAWASAN|PERSIARAN|SEKSYEN|BANDAR|KAMPUNG|KG|PUSAT|"
+    r"BANGUNAN|WISMA|MENARA|KOMPLEKS|COMPLEKS|LEBUHRAYA|DESA|PERINDUSTRIAN|"
+    r"LOT|NO|BLOCK|BLK|FLOOR|FLR|LEVEL|LVL|SUITE|STE|UNIT|BUILDING|BLDG|MALL|PLAZA|CENTRE|CENTER|"
+    r"COMPLEX|INDUSTRIAL|ESTATE|PARK|SQUARE|SQ|GROUND|BASEMENT|"
+    r"STREET|ST|ROAD|RD|AVENUE|AVE|AV|BLVD|BOULEVARD|LANE|LN|DRIVE|DR|HIGHWAY|HWY|WAY|PLACE|PL|"
+    r"COURT|CT|TERRACE|CRESCENT|PARKWAY|PKWY|ROUTE|RTE|PO BOX|"
+    r"RUE|CHEMIN|ALLEE|IMPASSE|QUAI|CALLE|AVENIDA|CARRERA|CAMINO|PASEO|CARRER|VIA|VIALE|PIAZZA|"
+    r"CORSO|LARGO|RUA|TRAVESSA|PRACA|ULICA|UL|PLATZ|STRAAT|PLEIN|GRACHT|"
+    r"ADDRESS|ADRESSE|ANSCHRIFT|ALAMAT|DIRECCION|INDIRIZZO|ADRES)(?= )"
+)
+# Street words written as the end of a compound: 'Hauptstraße', 'Kerkstraat', 'Storgatan'.
+_STREET_SUFFIX = re.compile(
+    r"[A-Z]{3,}(?:STRASSE|STR|WEG|GASSE|PLATZ|ALLEE|DAMM|STRAAT|LAAN|GRACHT|GATAN|GATE|VEJ|VEIEN)"
+    r"(?= )"
+)
+# States, regions and countries: a line naming one is part of an address.
+_PLACE = re.compile(
+    r" (?:SELANGOR|KUALA LUMPUR|JOHOR|JOHOR BAHRU|PENANG|PULAU PINANG|PERAK|PAHANG|KEDAH|KELANTAN|"
+    r"TERENGGANU|MELAKA|MALACCA|NEGERI SEMBILAN|PERLIS|SABAH|SARAWAK|PUTRAJAYA|LABUAN|"
+    r"DARUL EHSAN|DARUL TAKZIM|DARUL MAKMUR|DARUL AMAN|DARUL KHUSUS|DARUL RIDZUAN|"
+    r"WILAYAH PERSEKUTUAN|"
+    r"MALAYSIA|SINGAPORE|INDONESIA|THAILAND|PHILIPPINES|AUSTRALIA|NEW ZEALAND|CANADA|USA|"
+    r"UNITED STATES|UNITED KINGDOM|UK|ENGLAND|SCOTLAND|WALES|IRELAND|GERMANY|DEUTSCHLAND|"
+    r"FRANCE|SPAIN|ESPANA|ITALY|ITALIA|NETHERLANDS|NEDERLAND|BELGIUM|BELGIQUE|SCHWEIZ|SUISSE|"
+    r"OSTERREICH|AUSTRIA|PORTUGAL|SWEDEN|SVERIGE|NORWAY|NORGE|DENMARK|DANMARK|POLSKA|LONDON|"
+    r"PARIS|BERLIN|MADRID|ROMA|MILANO|AMSTERDAM|NEW YORK|NY|CA|TX|FL|IL|WA|MA|NSW|VIC|QLD)(?= )"
+)
+_POSTCODES = (
+    re.compile(r"(?<![\d\-/.:+])\d{5}(?:-\d{4})?(?![\d\-/:])"),  # MY, US, DE, FR, ES, IT
+    re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"),  # UK
+    re.compile(r"\b[A-Z]\d[A-Z]\s?\d[A-Z]\d\b"),  # Canada
+    re.compile(r"\b\d{4}\s?[A-Z]{2}\b(?!\w)"),  # Netherlands
+    re.compile(r"(?<![\d\-/.:+])\d{4}\s+[A-Z][A-Za-z]{2,}"),  # AT, CH, BE, DK, AU: '8001 Zürich'
+)
+_HOUSE_NUMBER = re.compile(r"^\s*(?:NO\.?\s*:?\s*)?\d+[A-Z]?(?:[-/]\d+[A-Z]?)*\s*[,&]|^\s*\d+\s+\w")
+_LEGAL_NAME = re.compile(r" (?:SDN BHD|S B|BHD|BERHAD|LTD|LIMITED|LLC|INC|GMBH|PLC|PTE LTD)(?= )")
+_STOP = re.compile(
+    r" (?:TEL|TELEPHONE|PHONE|PH|FAX|HP|MOBILE|WHATSAPP|GST|VAT|TAX|INVOICE|RECEIPT|RESIT|REG|"
+    r"ROC|COMPANY NO|CO NO|CO REG|EMAIL|E MAIL|WWW|HTTP|DATE|CASHIER|BILL|DOC|"
+    r"DOCUMENT|TERMINAL|POS|OPEN|OPENING|SHOPPING HOURS|BUSINESS HOURS|UST ID|STEUERNR|SIRET|"
+    r"TVA|MWST|ABN|CARRY OUT|TABLE|ORDER|CHECK|SERVER|GUEST|CARELINE|HOTLINE|STAFF|PAY BY|"
+    r"THANK|THANK YOU|WELCOME|SELAMAT|MEMBER|QTY|PRICE|AMOUNT|ITEM|DESCRIPTION|BR NO|INV)(?= )"
+)
+_PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,:]{7,}$")
+_CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
+_REG_ONLY = re.compile(r"^\W*(?:[A-Z]{0,3}\W*)?[\d\s]{5,}\s*[-.]?\s*[A-Z]?\W*$")
+_REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)")
+# Where contact or tax details start on a line that begins with the address.
+_CUT = re.compile(r"\b(?:TEL|TEL NO|PHONE|FAX|H/P|GST|VAT|EMAIL)\b", re.IGNORECASE)
+_DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}\b|\b\d{1,2}:\d{2}\b")
+_MONEY = re.compile(r"\d\.\d{2}\s*$")
+_LABEL = re.compile(r"^\s*([^:\d]{0,30}?)\s*:")
+_MAX_LINES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    value: str
+    lines: list[int]
+    confidence: float
+
+
+def has_postcode(text: str) -> bool:
+    return any(p.search(text.upper()) for p in _POSTCODES)
+
+
+def address_text(line: Line) -> str:
+    """The line's text, cut where contact details follow the address ('81750 JOHOR, TEL: ...')."""
+    raw = line.text.strip()
+    m = _CUT.search(raw)
+    if m is None or m.start() == 0:
+        return raw
+    head = raw[: m.start()].rstrip(" ,;:-")
+    return head if evidence_of(head) >= 1.5 else raw
+
+
+def is_stop(page: Page, line: Line) -> bool:
+    """A header line that cannot be part of an address: contact, tax, date, amounts, labels."""
+    raw = address_text(line)
+    text = fold(raw)
+    if any(o is not line and _MONEY.search(o.text) for o in page.row_of(line)):
+        return True  # an item row: 'ITEM 1234' beside '18.00'
+    if (
+        _REG_IN_BRACKETS.search(raw)
+        or _STOP.search(text)
+        or _PHONE_ONLY.match(raw)
+        or _CONTACT.search(raw)
+        or _LEGAL_NAME.search(text)
+        or _REG_ONLY.match(raw.upper())
+        or _MONEY.search(raw)
+        or raw.startswith(":")
+    ):
+        return True
+    if _DATEISH.search(raw) and not (_STREET.search(text) or has_postcode(raw)):
+        return True
+    label = _LABEL.match(raw)
+    if label is None or _STREET.search(fold(label.group(1))):
+        return False
+    rest = raw[label.end() :]
+    return not (_STREET.search(fold(rest)) or has_postcode(rest))
+
+
+def evidence(line: Line) -> float:
+    """How much the line looks like part of an address (0: nothing says so)."""
+    return evidence_of(address_text(line))
+
+
+def evidence_of(raw: str) -> float:
+    """Address evidence in a text: street words, a postcode, a region, a house number."""
+    text = fold(raw)
+    score = 0.0
+    streets = len(_STREET.findall(text)) + len(_STREET_SUFFIX.findall(text))
+    score += 1.0 * min(streets, 2)
+    score += 1.5 * has_postcode(raw)
+    score += 1.0 * bool(_PLACE.search(text))
+    score += 1.0 * bool(_HOUSE_NUMBER.match(raw.upper()))
+    score += 0.3 * ("," in raw)
+    return score
+
+
+def _plain(line: Line) -> bool:
+    """No digit and no address word: a branch or mall name, not an address line."""
+    return not re.search(r"\d", line.text) and evidence(line) < 1.0
+
+
+def _leading_name(line: Line) -> bool:
+    """A branch name before the address: no digit, no street word ('IKEA CHERAS')."""
+    text = line.text.strip()
+    return text.startswith("(") or not (re.search(r"\d", text) or _STREET.search(fold(text)))
+
+
+def _trim(run: list[Line]) -> list[Line]:
+    """Drop a branch name before the address and a mall name after its postcode."""
+    while len(run) > 1 and _leading_name(run[0]):
+        run = run[1:]
+    while (
+        len(run) > 1
+        and _plain(run[-1])
+        and not run[-1].text.strip().startswith("(")
+        and has_postcode(run[-2].text)
+        and not run[-2].text.rstrip().endswith(",")
+    ):
+        run = run[:-1]
+    return run
+
+
+def _runs(page: Page, header: list[Line], skip: set[int]) -> list[list[Line]]:
+    runs: list[list[Line]] = []
+    current: list[Line] = []
+    for line in header:
+        if line.id in skip or is_stop(page, line):
+            if current:
+                runs.append(current)
+            current = []
+            continue
+        if current and line.y0 - current[-1].y1 > 1.5 * max(line.height, current[-1].height):
+            runs.append(current)
+            current = []
+        current.append(line)
+    if current:
+        runs.append(current)
+    return runs
+
+
+#: A run with this much evidence is an address; the first such run after the name is taken.
+MIN_SCORE = 2.0
+
+
+def find_address(page: Page, header: list[Line], skip: set[int], after: int = -1) -> Found | None:
+    """The address: the first run of non-stop header lines after the name that reads as one.
+
+    Runs are split at stop lines (phone, tax, dates, labels) and at the `skip` lines (the name);
+    the first run after header index `after` with enough evidence wins, else the first one
+    anywhere, else the strongest.
+    """
+    scored: list[tuple[float, int, list[Line]]] = []
+    weak: list[list[Line]] = []
+    for found in _runs(page, header, skip):
+        run = _trim(found)[:_MAX_LINES]
+        if not any(evidence(ln) >= 1.0 for ln in run):
+            weak.append(run)
+            continue
+        scored.append((sum(evidence(ln) for ln in run), header.index(run[0]), run))
+    if not scored:
+        # Nothing reads as an address: the lines just after the name, if they have some sign.
+        nxt = [r for r in weak if header.index(r[0]) > after and sum(map(evidence, r)) > 0]
+        if not nxt or after < 0:
+            return None
+        run = nxt[0][:3]
+        return Found(" ".join(address_text(ln) for ln in run), [ln.id for ln in run], 0.25)
+    good = [t for t in scored if t[0] >= MIN_SCORE]
+    later = [t for t in good if t[1] > after]
+    chosen = later[0] if later else good[0] if good else max(scored, key=lambda t: t[0])
+    score, _, run = chosen
+    value = " ".join(address_text(ln) for ln in run)
+    postcode = any(has_postcode(ln.text) for ln in run)
+    confidence = 0.35 + 0.1 * min(score, 4.0) + 0.15 * postcode
+    return Found(value, [ln.id for ln in run], round(min(confidence, 0.95), 3))

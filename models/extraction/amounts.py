@@ -1,0 +1,222 @@
+"""Money amounts in text: decimal commas, thousands separators, signs and currency marks."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from models.extraction.normalize import fix_digits
+
+# Currency marks as printed, to their ISO 4217 code. "$" alone is resolved by other evidence.
+_SYMBOLS = {
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+    "₩": "KRW",
+    "₱": "PHP",
+    "฿": "THB",
+    "S$": "SGD",
+    "A$": "AUD",
+    "C$": "CAD",
+    "NZ$": "NZD",
+    "HK$": "HKD",
+    "US$": "USD",
+    "RM": "MYR",
+    "RP": "IDR",
+    "FR.": "CHF",
+    "$": "USD",
+}
+_CODES = {
+    "USD",
+    "EUR",
+    "GBP",
+    "MYR",
+    "SGD",
+    "AUD",
+    "CAD",
+    "NZD",
+    "HKD",
+    "JPY",
+    "CNY",
+    "INR",
+    "IDR",
+    "THB",
+    "PHP",
+    "CHF",
+    "SEK",
+    "NOK",
+    "DKK",
+    "PLN",
+    "CZK",
+    "HUF",
+    "RON",
+    "TRY",
+    "ZAR",
+    "BRL",
+    "MXN",
+    "KRW",
+    "VND",
+}
+_CUR = r"(?:NZ\$|HK\$|US\$|S\$|A\$|C\$|RM|MYR|USD|EUR|GBP|SGD|AUD|CAD|CHF|[€£¥₹₩₱฿$])"
+_NUMBER = r"\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,3})?|\d+(?:[.,]\d{1,3})?|[.,]\d{2}"
+_AMOUNT = re.compile(
+    rf"(?P<lead>[-(])?\s*(?P<cur1>{_CUR})?\s*(?P<sign>-)?\s*"
+    rf"(?<![\d.,])(?P<num>{_NUMBER})(?![\d])(?![.,]\d)"
+    rf"\s*(?P<cur2>{_CUR}|€)?(?P<trail>-|\))?",
+    re.IGNORECASE,
+)
+_BROKEN_DECIMAL = re.compile(r"(\d)\s*([.,])\s+(\d{2})(?!\d)|(\d)\s+([.,])(\d{2})(?!\d)")
+_CENTS = re.compile(r"[.,]\d{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """One amount found in a line of text."""
+
+    value: Decimal
+    line_id: int
+    start: int
+    end: int
+    has_cents: bool
+    currency: str | None
+    negative: bool
+
+
+def _join_broken(text: str) -> str:
+    """'12. 50' / '12 .50' -> '12.50': OCR often splits a number at its separator."""
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return f"{m.group(1)}{m.group(2)}{m.group(3)}"
+        return f"{m.group(4)}{m.group(5)}{m.group(6)}"
+
+    return _BROKEN_DECIMAL.sub(repl, text)
+
+
+def clean_amount_text(text: str) -> str:
+    """The text with misread digits fixed and split numbers joined, ready for `find_amounts`."""
+    return _join_broken(fix_digits(text))
+
+
+def parse_number(num: str, decimal_comma: bool = False) -> tuple[Decimal, bool] | None:
+    """Parse '1,234.56', '1.234,56', '12,50', '9.000'; returns (value, has two decimals)."""
+    if num[0] in ",.":
+        num = "0" + num  # '.01' as printed by some tills
+    seps = [c for c in num if c in ",.'"]
+    if not seps:
+        return Decimal(num), False
+    last = max(num.rfind(","), num.rfind("."))
+    tail = num[last + 1 :]
+    sep = num[last]
+    decimal_sep: str | None
+    if len(set(seps)) > 1:
+        decimal_sep = sep
+    elif len(seps) > 1:
+        decimal_sep = None  # '1,234,567' or '1.234.567'
+    elif len(tail) == 3:
+        # '1,234' / '9.000': thousands unless the receipt writes decimals that way.
+        decimal_sep = sep if (sep == "." and not decimal_comma) else None
+    else:
+        decimal_sep = sep if sep in ",." else None
+    if decimal_sep is None:
+        digits = re.sub(r"[,.']", "", num)
+        cents = False
+    else:
+        whole = re.sub(r"[,.']", "", num[:last])
+        digits = f"{whole or '0'}.{tail}"
+        cents = len(tail) == 2
+    try:
+        return Decimal(digits), cents
+    except InvalidOperation:
+        return None
+
+
+def currency_code(mark: str | None) -> str | None:
+    if mark is None:
+        return None
+    upper = mark.upper()
+    if upper in _CODES:
+        return upper
+    return _SYMBOLS.get(upper)
+
+
+def find_amounts(text: str, line_id: int, decimal_comma: bool = False) -> list[Amount]:
+    """Every number in the text that can be money: it has cents or a currency mark."""
+    out: list[Amount] = []
+    for m in _AMOUNT.finditer(text):
+        parsed = parse_number(m.group("num"), decimal_comma)
+        if parsed is None:
+            continue
+        value, cents = parsed
+        currency = currency_code(m.group("cur1") or m.group("cur2"))
+        if not cents and currency is None:
+            continue
+        if (
+            m.group("num").count(",") + m.group("num").count(".") == 1
+            and len(re.split(r"[.,]", m.group("num"))[-1]) == 3
+            and currency is None
+            and not decimal_comma
+        ):
+            cents = False
+        negative = bool(m.group("sign")) or m.group("lead") == "-" or m.group("trail") == "-"
+        negative = negative or (m.group("lead") == "(" and m.group("trail") == ")")
+        # A number glued to letters (a product code, 'X2.50ML') is not an amount.
+        start = m.start("cur1") if m.group("cur1") else m.start("num")
+        end = m.end("cur2") if m.group("cur2") else m.end("num")
+        before = text[start - 1] if start > 0 else " "
+        after = text[end] if end < len(text) else " "
+        if before.isalpha() or after.isalpha() or after == "%":
+            continue
+        out.append(
+            Amount(
+                value=-value if negative else value,
+                line_id=line_id,
+                start=start,
+                end=end,
+                has_cents=cents,
+                currency=currency,
+                negative=negative,
+            )
+        )
+    return out
+
+
+def guess_decimal_comma(texts: Iterable[str]) -> bool:
+    """Whether the receipt writes decimals with a comma ('12,50'), judged by all its numbers."""
+    comma = dot = 0
+    for text in texts:
+        for m in re.finditer(r"(?<![\d.,])\d{1,3}(?:[.,]\d{3})*([.,])\d{2}(?![\d.,])", text):
+            if m.group(1) == ",":
+                comma += 1
+            else:
+                dot += 1
+    return comma > dot
+
+
+def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], float] | None:
+    """The receipt's currency from marks and codes: (ISO code, line ids, share of the votes)."""
+    votes: Counter[str] = Counter()
+    where: dict[str, list[int]] = {}
+    pattern = re.compile(rf"(?<![A-Z]){_CUR}(?![A-Z])|\b[A-Z]{{3}}\b")
+    for line_id, text in texts:
+        for m in pattern.finditer(text.upper()):
+            code = currency_code(m.group(0))
+            if code is None:
+                continue
+            votes[code] += 1
+            where.setdefault(code, []).append(line_id)
+    if not votes:
+        return None
+    # A lone "$" is weaker evidence than an explicit code or a specific symbol.
+    if "USD" in votes and len(votes) > 1:
+        votes["USD"] //= 2
+    code, n = votes.most_common(1)[0]
+    return code, sorted(set(where[code]))[:5], n / sum(votes.values())
+
+
+def has_cents(text: str) -> bool:
+    return bool(_CENTS.search(text.strip()))

@@ -1,0 +1,133 @@
+"""Geometry of OCR lines: boxes, font height, rows, and reading order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from models.receipt import OcrLine
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """An OCR line with its axis-aligned box and position on the page (0 top .. 1 bottom)."""
+
+    id: int
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    order: int
+    rel_y: float
+    rel_height: float
+    confidence: float
+
+    @property
+    def height(self) -> float:
+        return max(self.y1 - self.y0, 1.0)
+
+    @property
+    def cy(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+    def same_row(self, other: Line) -> bool:
+        """Whether the two lines share a text row (their vertical centres lie in each other)."""
+        overlap = min(self.y1, other.y1) - max(self.y0, other.y0)
+        return overlap > 0.5 * min(self.height, other.height)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The lines of one receipt in reading order, with the page's extent."""
+
+    lines: tuple[Line, ...]
+    width: float
+    height: float
+    median_height: float
+    rows: dict[int, tuple[Line, ...]]
+
+    def by_id(self, line_id: int) -> Line:
+        for line in self.lines:
+            if line.id == line_id:
+                return line
+        raise KeyError(line_id)
+
+    def row_of(self, line: Line) -> list[Line]:
+        """Lines on the same row as `line` (itself included), left to right."""
+        return list(self.rows[line.id])
+
+    def left_of(self, line: Line) -> list[Line]:
+        return [
+            o for o in self.row_of(line) if o is not line and o.x1 <= line.x0 + 0.3 * line.height
+        ]
+
+    def right_of(self, line: Line) -> list[Line]:
+        return [
+            o for o in self.row_of(line) if o is not line and o.x0 >= line.x1 - 0.3 * line.height
+        ]
+
+    def above(self, line: Line) -> Line | None:
+        """The nearest line above that overlaps horizontally, if it is close."""
+        best: Line | None = None
+        for o in self.lines:
+            near = o.y1 <= line.cy and line.cy - o.cy < 2.5 * line.height
+            if near and not o.same_row(line) and (best is None or o.cy > best.cy):
+                best = o
+        return best
+
+
+def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = None) -> Page:
+    """Index OCR lines for geometry: boxes to extents, sorted top to bottom then left to right."""
+    raw: list[tuple[OcrLine, float, float, float, float]] = []
+    for ocr in lines:
+        xs = [p[0] for p in ocr.box]
+        ys = [p[1] for p in ocr.box]
+        raw.append((ocr, min(xs), min(ys), max(xs), max(ys)))
+    if image_size is not None:
+        width, height = float(image_size[0]), float(image_size[1])
+    else:
+        width = max((r[3] for r in raw), default=1.0)
+        height = max((r[4] for r in raw), default=1.0)
+    top = min((r[2] for r in raw), default=0.0)
+    span = max(height - (0.0 if image_size else top), 1.0)
+    heights = sorted(max(r[4] - r[2], 1.0) for r in raw)
+    median = heights[len(heights) // 2] if heights else 1.0
+    ordered = sorted(raw, key=lambda r: ((r[2] + r[4]) / 2, r[1]))
+    out = [
+        Line(
+            id=ocr.id,
+            text=ocr.text,
+            x0=x0,
+            y0=y0,
+            x1=x1,
+            y1=y1,
+            order=i,
+            rel_y=((y0 + y1) / 2 - (0.0 if image_size else top)) / span,
+            rel_height=max(y1 - y0, 1.0) / median,
+            confidence=ocr.confidence,
+        )
+        for i, (ocr, x0, y0, x1, y1) in enumerate(ordered)
+    ]
+    return Page(
+        lines=tuple(out),
+        width=max(width, 1.0),
+        height=max(height, 1.0),
+        median_height=median,
+        rows=_rows(out),
+    )
+
+
+def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:
+    """For each line, the lines sharing its row, left to right (lines are sorted by centre)."""
+    rows: dict[int, tuple[Line, ...]] = {}
+    for i, line in enumerate(lines):
+        row = [line]
+        for step in (-1, 1):
+            j = i + step
+            while 0 <= j < len(lines) and abs(lines[j].cy - line.cy) < 2 * line.height:
+                if lines[j].same_row(line):
+                    row.append(lines[j])
+                j += step
+        rows[line.id] = tuple(sorted(row, key=lambda o: o.x0))
+    return rows

@@ -1,0 +1,85 @@
+"""`receipts eval fields` on a small SROIE-layout folder written by the test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from models.evaluation.cli import eval_group
+from models.evaluation.scoring import fold_text, key_date, key_total
+
+RECEIPT = """10,10,200,10,200,40,10,40,KEDAI MAKAN ABC SDN BHD
+10,50,200,50,200,70,10,70,NO 1, JALAN MAJU,
+10,80,200,80,200,100,10,100,43000 KAJANG, SELANGOR
+10,110,200,110,200,130,10,130,TEL: 03-1234 5678
+10,140,200,140,200,160,10,160,DATE: 05/06/2018 12:30
+10,170,100,170,100,190,10,190,TOTAL
+300,170,380,170,380,190,300,190,12.50
+10,200,100,200,100,220,10,220,CASH
+300,200,380,200,380,220,300,220,20.00
+10,230,100,230,100,250,10,250,CHANGE
+300,230,380,230,380,250,300,250,7.50
+"""
+
+
+def _dataset(tmp_path: Path, total: str) -> tuple[Path, Path]:
+    for sub in ("box", "key"):
+        (tmp_path / sub).mkdir()
+    for i in ("a1", "a2"):
+        (tmp_path / "box" / f"{i}.txt").write_text(RECEIPT)
+        key = {
+            "company": "KEDAI MAKAN ABC SDN BHD",
+            "date": "05/06/2018",
+            "address": "NO 1, JALAN MAJU, 43000 KAJANG, SELANGOR",
+            "total": total,
+        }
+        (tmp_path / "key" / f"{i}.json").write_text(json.dumps(key))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["a1"], "val": ["a2"]}))
+    return tmp_path, split
+
+
+def test_eval_fields_scores_all_four(tmp_path: Path) -> None:
+    data, split = _dataset(tmp_path, "12.50")
+    result = CliRunner().invoke(
+        eval_group, ["fields", "--data", str(data), "--split-file", str(split), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == 1
+    assert report["accuracy"] == {"company": 1.0, "date": 1.0, "address": 1.0, "total": 1.0}
+
+
+def test_eval_fields_counts_a_wrong_total(tmp_path: Path) -> None:
+    data, split = _dataset(tmp_path, "RM13.00")
+    result = CliRunner().invoke(
+        eval_group, ["fields", "--data", str(data), "--split-file", str(split)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "total      0.00 %" in result.output
+    assert "mean      75.00 %" in result.output
+
+
+def test_errors_listing_refused_on_val(tmp_path: Path) -> None:
+    data, split = _dataset(tmp_path, "12.50")
+    result = CliRunner().invoke(
+        eval_group, ["fields", "--data", str(data), "--split-file", str(split), "--errors"]
+    )
+    assert result.exit_code != 0
+    assert "train split only" in result.output
+
+
+def test_bad_folder_says_what_is_expected(tmp_path: Path) -> None:
+    result = CliRunner().invoke(eval_group, ["fields", "--data", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "box/ and key/" in result.output
+
+
+def test_scoring_normalisation() -> None:
+    assert fold_text("Book Ta .K (Taman Daya) SDN  BHD") == fold_text(
+        "BOOK TA.K(TAMAN DAYA) SDN BHD"
+    )
+    assert key_total("RM 34.80") == key_total("$34.80") == key_total("34.80")
+    assert key_date("12-01-19") == key_date("12/01/2019")

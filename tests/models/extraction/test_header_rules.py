@@ -1,0 +1,83 @@
+"""Header and total rules on small synthetic receipts: names, addresses, rounding, sections."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from models.extraction import extract_fields
+from tests.models.extraction.synthetic import lines
+
+
+def test_address_found_past_a_tax_line_and_cut_before_the_phone() -> None:
+    f = extract_fields(
+        lines(
+            [
+                "KEDAI BUKU MAJU SDN BHD (123456-A)",
+                "GST REG NO: 000123456789",
+                "NO 5, JALAN MAJU 3,",
+                "43000 KAJANG, SELANGOR, TEL: 03-8736 1234",
+                "TAX INVOICE",
+                ("TOTAL", "9.90"),
+            ]
+        )
+    ).fields
+    assert f.merchant is not None and f.merchant.value == "KEDAI BUKU MAJU SDN BHD"
+    assert f.address is not None
+    assert f.address.value == "NO 5, JALAN MAJU 3, 43000 KAJANG, SELANGOR"
+
+
+def test_uk_and_us_addresses_skip_a_branch_line() -> None:
+    uk = extract_fields(
+        lines(["GREEN GROCER LTD", "Camden branch", "12 High Street", "London NW1 8AB", "VAT 123"])
+    ).fields
+    assert uk.address is not None and uk.address.value == "12 High Street London NW1 8AB"
+    us = extract_fields(
+        lines(["CORNER DELI INC", "455 Market Ave", "Portland, OR 97205", ("TOTAL", "4.00")])
+    ).fields
+    assert us.address is not None and us.address.value == "455 Market Ave Portland, OR 97205"
+
+
+def test_a_name_split_before_its_bracketed_branch_is_joined() -> None:
+    f = extract_fields(
+        lines(["PASAR RAYA MAJU", "(SEMENYIH) SDN BHD", "NO 2, JALAN BESAR,", "43500 SEMENYIH"])
+    ).fields
+    assert f.merchant is not None and f.merchant.value == "PASAR RAYA MAJU (SEMENYIH) SDN BHD"
+
+
+def test_a_registration_line_is_not_part_of_the_name() -> None:
+    f = extract_fields(lines(["ACME (M) SDN BHD", "CO-REG:860671-D", "LOT 1, JALAN KPB 6,"])).fields
+    assert f.merchant is not None and f.merchant.value == "ACME (M) SDN BHD"
+
+
+def test_the_rounded_figure_after_a_rounding_line_is_the_total() -> None:
+    f = extract_fields(
+        lines(
+            [
+                "SHOP",
+                ("TOTAL INCL. GST", "80.91"),
+                ("ROUNDING ADJ", "-0.01"),
+                ("AMOUNT TO PAY", "80.90"),
+                ("CASH", "100.00"),
+                ("CHANGE", "19.10"),
+                "GST SUMMARY",
+                ("TOTAL", "80.91"),
+            ]
+        )
+    ).fields
+    assert f.total is not None and f.total.value == Decimal("80.90")
+
+
+def test_section_totals_with_a_return_add_up_to_the_total() -> None:
+    f = extract_fields(
+        lines(
+            [
+                "PHARMACY",
+                ("TOTAL 0% SUPPLIES:", "-7.43"),
+                ("TOTAL 6% SUPPLIES (EXCL. GST):", "28.32"),
+                ("GST:", "1.69"),
+                ("TOTAL 6% SUPPLIES (INC. GST):", "30.01"),
+                ("TOTAL PAYABLE:", "22.58"),
+            ]
+        )
+    ).fields
+    assert f.total is not None and f.total.value == Decimal("22.58")

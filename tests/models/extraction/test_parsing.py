@@ -1,0 +1,114 @@
+"""Amounts, dates and OCR clean-up on their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from models.extraction.amounts import clean_amount_text, find_amounts, guess_decimal_comma
+from models.extraction.dates import find_dates, find_time, parse_date_string
+from models.extraction.keywords import Label, label_of
+from models.extraction.normalize import fix_digits
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "currency"),
+    [
+        ("RM 33.92", "33.92", "MYR"),
+        ("-RM 0.02", "-0.02", "MYR"),
+        ("1,234.56", "1234.56", None),
+        ("1.234,56 EUR", "1234.56", "EUR"),
+        ("€ 12,50", "12.50", "EUR"),
+        ("12. 50", "12.50", None),
+        ("0.02-", "-0.02", None),
+        ("(0.02)", "-0.02", None),
+        ("$1,299.00", "1299.00", "USD"),
+        ("RM .01", "0.01", "MYR"),
+        ("10.5O", "10.50", None),
+        ("S$ 4.00", "4.00", "SGD"),
+    ],
+)
+def test_amounts(text: str, value: str, currency: str | None) -> None:
+    found = find_amounts(clean_amount_text(text), 0, decimal_comma="€" in text or "EUR" in text)
+    assert [a.value for a in found] == [Decimal(value)]
+    assert found[0].currency == currency
+
+
+@pytest.mark.parametrize("text", ["X2.50ML", "10.00%", "QTY 2", "TEL 03-1234 5678"])
+def test_not_amounts(text: str) -> None:
+    assert find_amounts(clean_amount_text(text), 0) == []
+
+
+def test_decimal_comma_is_judged_by_the_whole_receipt() -> None:
+    assert guess_decimal_comma(["1,60", "2,90", "Summe 12,50"])
+    assert not guess_decimal_comma(["1.60", "TOTAL 1,299.00"])
+
+
+@pytest.mark.parametrize(
+    ("text", "day_first", "month_first"),
+    [
+        ("25/12/2018 8:13:39 PM", dt.date(2018, 12, 25), None),
+        ("12-01-19 21:13", dt.date(2019, 1, 12), dt.date(2019, 12, 1)),
+        ("25 DEC 2018", dt.date(2018, 12, 25), dt.date(2018, 12, 25)),
+        ("Dec 25, 2018", dt.date(2018, 12, 25), dt.date(2018, 12, 25)),
+        ("2018-12-25", dt.date(2018, 12, 25), dt.date(2018, 12, 25)),
+        ("Datum: 03.04.2023", dt.date(2023, 4, 3), dt.date(2023, 3, 4)),
+        ("20180125", dt.date(2018, 1, 25), dt.date(2018, 1, 25)),
+        ("O1/O2/2O19", dt.date(2019, 2, 1), dt.date(2019, 1, 2)),
+        ("15 janv. 2024", dt.date(2024, 1, 15), dt.date(2024, 1, 15)),
+    ],
+)
+def test_dates(text: str, day_first: dt.date, month_first: dt.date | None) -> None:
+    found = find_dates(text, 0)
+    assert found
+    assert found[0].day_first == day_first
+    assert found[0].month_first == month_first
+
+
+def test_date_string_and_impossible_dates() -> None:
+    assert parse_date_string("04/05/2018") == dt.date(2018, 5, 4)
+    assert parse_date_string("04/05/2018", day_first=False) == dt.date(2018, 4, 5)
+    assert parse_date_string("31/02/2018") is None
+    assert parse_date_string("no date here") is None
+
+
+def test_times() -> None:
+    assert find_time("8:13:39 PM") == dt.time(20, 13, 39)
+    assert find_time("12:05 AM") == dt.time(0, 5)
+    assert find_time("14h05") == dt.time(14, 5)
+    assert find_time("TOTAL 12.50") is None
+
+
+def test_fix_digits_only_touches_numbers() -> None:
+    assert fix_digits("T0TAL 1O.5O") == "T0TAL 10.50"
+    assert fix_digits("SOLD") == "SOLD"
+    assert fix_digits("I5.00") == "15.00"
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("TOTAL", Label.TOTAL),
+        ("Grand Total", Label.TOTAL),
+        ("Summe", Label.TOTAL),
+        ("TOTAL À PAYER", Label.TOTAL),
+        ("Total (inclusive of GST)", Label.TOTAL),
+        ("SUB-TOTAL", Label.SUBTOTAL),
+        ("Zwischensumme", Label.SUBTOTAL),
+        ("MwSt 19%", Label.TAX),
+        ("GST @6%", Label.TAX),
+        ("TVA 20%", Label.TAX),
+        ("Rückgeld", Label.CHANGE),
+        ("CHANGE DUE", Label.CHANGE),
+        ("Propina", Label.TIP),
+        ("ROUNDING ADJ", Label.ROUNDING),
+        ("CASH", Label.TENDERED),
+        ("TOTAL QTY", Label.IGNORE),
+        ("Rabatt", Label.DISCOUNT),
+    ],
+)
+def test_labels_in_many_languages(text: str, label: Label) -> None:
+    found = label_of(text)
+    assert found is not None and found[0] is label
