@@ -1,0 +1,110 @@
+"""`receipts train`: training commands; TensorFlow is imported only when one runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RUNS = Path.home() / ".cache" / "receipt-manager" / "runs"
+
+
+def _tensorflow_or_explain() -> None:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException(
+            "training needs TensorFlow: use the training environment "
+            "(python3 -m venv .venv-train && .venv-train/bin/pip install tensorflow -e .) "
+            "or pip install 'receipt-manager[train]'"
+        ) from exc
+
+
+@click.group()
+def train() -> None:
+    """Train the on-device models (resumable runs)."""
+
+
+@train.command()
+@click.option(
+    "--out",
+    "run_dir",
+    default=str(DEFAULT_RUNS / "recognizer"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder: config, checkpoints, logs.",
+)
+@click.option(
+    "--epochs",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Total epochs for the run (not additional ones).",
+)
+@click.option(
+    "--steps-per-epoch",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Batches per epoch (new runs).",
+)
+@click.option(
+    "--batch-size", default=None, type=click.IntRange(min=1), help="Lines per batch (new runs)."
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Continue from the run folder's last checkpoint (--no-resume refuses a used folder).",
+)
+@click.option(
+    "--export/--no-export",
+    "do_export",
+    default=True,
+    show_default=True,
+    help="After training, export float and int8 .tflite and evaluate them.",
+)
+@click.option(
+    "--export-only",
+    is_flag=True,
+    help="Only export and evaluate the run's best weights so far (safe while it trains).",
+)
+def recognizer(  # noqa: PLR0917 (click passes options positionally)
+    run_dir: Path,
+    epochs: int,
+    steps_per_epoch: int | None,
+    batch_size: int | None,
+    resume: bool,
+    do_export: bool,
+    export_only: bool,
+) -> None:
+    """Train the line recognizer (CTC) on synthetic lines + SROIE train crops."""
+    _tensorflow_or_explain()
+    from dataclasses import replace
+
+    from models.training.export import export_and_evaluate
+    from models.training.recognizer import RecognizerConfig, Trainer
+
+    if export_only and not (run_dir / "best.weights.h5").exists():
+        raise click.ClickException(
+            f"{run_dir} has no best.weights.h5 yet: wait for its first epoch"
+        )
+    if not resume and (run_dir / "ckpt").exists():
+        raise click.ClickException(
+            f"{run_dir} already has checkpoints; use --resume or another --out"
+        )
+    cfg = RecognizerConfig()
+    if steps_per_epoch:
+        cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
+    if batch_size:
+        cfg = replace(cfg, batch_size=batch_size)
+    trainer = Trainer(run_dir, cfg)
+    import tensorflow as tf
+
+    logger.info("devices: %s", [d.name for d in tf.config.list_physical_devices()])
+    if not export_only:
+        trainer.fit(epochs)
+    if do_export or export_only:
+        export_and_evaluate(trainer, run_dir / "export")

@@ -1,0 +1,184 @@
+"""Recognizer training data (no TensorFlow): SROIE train line crops mixed with synthetic lines."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.synth.lines import generate_line, to_height
+from models.training.charset import Charset
+
+logger = logging.getLogger(__name__)
+
+SROIE_ROOT = Path("/work/shared/datasets/sroie-train")
+SPLIT_FILE = Path(__file__).resolve().parents[1] / "evaluation" / "splits" / "sroie.json"
+#: Time steps per pixel of width after the recognizer's pooling.
+WIDTH_STRIDE = 4
+MAX_WIDTH = 1024
+
+
+def load_split(path: Path = SPLIT_FILE) -> dict[str, list[str]]:
+    """The committed train/val id lists; refuses a file where an id is in both."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    train, val = set(data["train"]), set(data["val"])
+    if train & val:
+        raise ValueError(
+            f"{path}: ids in both train and val: {sorted(train & val)[:5]}; fix the split file"
+        )
+    return {"train": sorted(train), "val": sorted(val)}
+
+
+@dataclass(frozen=True)
+class BoxLine:
+    """One line of a SROIE box file: its receipt id, quad and transcript."""
+
+    receipt_id: str
+    quad: tuple[tuple[float, float], ...]
+    text: str
+
+
+def read_box_file(path: Path) -> list[BoxLine]:
+    """Parse `x1,y1,...,x4,y4,text` rows (text may contain commas: split on the first eight)."""
+    out = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = raw.strip().split(",", 8)
+        if len(parts) < 9 or not parts[8].strip():
+            continue
+        try:
+            nums = [float(v) for v in parts[:8]]
+        except ValueError:
+            continue
+        quad = tuple((nums[i], nums[i + 1]) for i in range(0, 8, 2))
+        out.append(BoxLine(path.stem, quad, parts[8].strip()))
+    return out
+
+
+def crop_line(
+    gray: np.ndarray, quad: tuple[tuple[float, float], ...], height: int, pad: float = 0.1
+) -> np.ndarray:
+    """Rectify a (possibly slanted) quad to an upright crop `height` high, with a little margin."""
+    q = np.array(quad, np.float32)
+    w = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])))
+    h = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
+    m = pad * h
+    dst = np.array([[m, m], [w + m, m], [w + m, h + m], [m, h + m]], np.float32)
+    mat = cv2.getPerspectiveTransform(q, dst)
+    crop = cv2.warpPerspective(
+        gray,
+        mat,
+        (int(w + 2 * m) + 1, int(h + 2 * m) + 1),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return to_height(crop, height)
+
+
+def sroie_crops(
+    ids: list[str], charset: Charset, height: int, root: Path = SROIE_ROOT
+) -> list[tuple[np.ndarray, str, str]]:
+    """(crop, text, receipt id) for every usable line of the given receipts."""
+    out = []
+    for rid in ids:
+        box, img = root / "box" / f"{rid}.txt", root / "img" / f"{rid}.jpg"
+        gray = cv2.imread(str(img), cv2.IMREAD_GRAYSCALE)
+        if gray is None or not box.exists():
+            logger.warning("SROIE receipt %s has no readable image or box file; skipped", rid)
+            continue
+        for line in read_box_file(box):
+            text = charset.normalize(line.text)
+            if text:
+                out.append((crop_line(gray, line.quad, height), text, rid))
+    return out
+
+
+def fits(image: np.ndarray, text: str) -> bool:
+    """Whether CTC can align the text to the crop (enough time steps, not too wide)."""
+    steps = image.shape[1] // WIDTH_STRIDE
+    repeats = sum(1 for a, b in itertools.pairwise(text) if a == b)
+    return len(text) > 0 and len(text) + repeats <= steps and image.shape[1] <= MAX_WIDTH
+
+
+def augment_real(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Light jitter of a real crop: contrast, blur, noise, horizontal stretch."""
+    out: np.ndarray = img.astype(np.float32)
+    out = (out - 128) * rng.uniform(0.7, 1.2) + 128 + rng.uniform(-25, 25)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.3, 1.0))
+    out += np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(0, 6), out.shape)
+    stretch = rng.uniform(0.85, 1.15)
+    out = cv2.resize(out, (max(8, round(out.shape[1] * stretch)), out.shape[0]))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Batch:
+    """Images [B, H, W, 1] float in [0, 1] (padded right), labels [B, L] (0-padded), lengths."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    label_lengths: np.ndarray
+    texts: list[str]
+
+
+def make_batch(items: list[tuple[np.ndarray, str]], charset: Charset) -> Batch:
+    """Pad a list of (grey crop, text) to one batch; padding repeats each crop's last column."""
+    height = items[0][0].shape[0]
+    width = max(i.shape[1] for i, _ in items)
+    width = -(-width // WIDTH_STRIDE) * WIDTH_STRIDE
+    images = np.zeros((len(items), height, width, 1), np.float32)
+    longest = max(len(t) for _, t in items)
+    labels = np.zeros((len(items), longest), np.int32)
+    lengths = np.zeros((len(items),), np.int32)
+    for k, (img, text) in enumerate(items):
+        padded = cv2.copyMakeBorder(img, 0, 0, 0, width - img.shape[1], cv2.BORDER_REPLICATE)
+        images[k, :, :, 0] = padded.astype(np.float32) / 255.0
+        ids = charset.encode(text)
+        labels[k, : len(ids)] = ids
+        lengths[k] = len(ids)
+    return Batch(images, labels, lengths, [t for _, t in items])
+
+
+def training_batches(
+    real: list[tuple[np.ndarray, str, str]],
+    charset: Charset,
+    batch_size: int,
+    *,
+    seed: int,
+    height: int,
+    real_share: float = 0.35,
+    forbidden_ids: frozenset[str] = frozenset(),
+) -> Iterator[Batch]:
+    """Endless batches of real train crops (jittered) and fresh synthetic lines, by seed.
+
+    Raises ValueError if a crop of a forbidden (validation) receipt is handed in.
+    """
+    leaked = {rid for _, _, rid in real if rid in forbidden_ids}
+    if leaked:
+        raise ValueError(f"validation receipts in the training data: {sorted(leaked)[:5]}")
+    rng = random.Random(seed)
+    counter = seed * 1_000_003
+    pool_batches = 4  # draw four batches' worth, group by width so batches pad little
+    while True:
+        items: list[tuple[np.ndarray, str]] = []
+        while len(items) < batch_size * pool_batches:
+            if real and rng.random() < real_share:
+                img, text, _ = rng.choice(real)
+                img = augment_real(img, rng)
+            else:
+                counter += 1
+                img, text = generate_line(counter, height)
+            if fits(img, text):
+                items.append((img, text))
+        items.sort(key=lambda it: it[0].shape[1])
+        groups = [items[k * batch_size : (k + 1) * batch_size] for k in range(pool_batches)]
+        rng.shuffle(groups)
+        for group in groups:
+            yield make_batch(group, charset)

@@ -1,0 +1,103 @@
+"""Recognizer data: charset round trip, the split file respected, well-formed batches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.training.charset import CHARSET, Charset
+from models.training.data import (
+    SROIE_ROOT,
+    WIDTH_STRIDE,
+    load_split,
+    read_box_file,
+    sroie_crops,
+    training_batches,
+)
+from models.training.metrics import cer, edit_distance, greedy_decode
+
+
+def test_charset_covers_what_receipts_print_and_round_trips():
+    cs = Charset()
+    for c in "€£¥₹$ RMÄÖÜßéèçñøåœŁżğ0123456789":
+        assert c in CHARSET
+    text = "Café Müller — TOTAL: 12,50 € / ₹1,234.00 / ¥980"
+    assert cs.decode(cs.encode(text)) == text
+    assert min(cs.encode(CHARSET)) == 1 and max(cs.encode(CHARSET)) == cs.num_classes - 1
+
+
+def test_charset_normalizes_and_refuses_unknown_characters():
+    cs = Charset()
+    assert cs.normalize("it\u2019s  a\u00a0test") == "it's a test"
+    assert cs.normalize("日本 Tokyo") == "Tokyo"
+    with pytest.raises(KeyError, match="not in the charset"):
+        cs.encode("日")
+    with pytest.raises(ValueError, match="duplicate"):
+        Charset("aa")
+
+
+def test_greedy_decode_collapses_and_reports_confidences():
+    cs = Charset("ab")
+    steps = [1, 1, 0, 1, 2, 2, 0]  # a a _ a b b _ -> "aab"
+    logits = np.full((len(steps), 3), -5.0)
+    for t, k in enumerate(steps):
+        logits[t, k] = 5.0
+    text, conf = greedy_decode(logits, cs)
+    assert text == "aab"
+    assert len(conf) == 3 and all(0.99 < c <= 1 for c in conf)
+
+
+def test_cer():
+    assert edit_distance("kitten", "sitting") == 3
+    assert cer(["abc", "x"], ["abd", "x"]) == pytest.approx(1 / 4)
+
+
+def test_split_file_refuses_overlap(tmp_path):
+    bad = tmp_path / "s.json"
+    bad.write_text(json.dumps({"train": ["001", "002"], "val": ["002"]}))
+    with pytest.raises(ValueError, match="both train and val"):
+        load_split(bad)
+
+
+def test_box_file_keeps_commas_in_text(tmp_path):
+    p = tmp_path / "123.txt"
+    p.write_text("1,2,3,4,5,6,7,8,NO.53 55,57 & 59, JALAN\nbroken line\n")
+    (line,) = read_box_file(p)
+    assert line.text == "NO.53 55,57 & 59, JALAN" and line.receipt_id == "123"
+
+
+needs_sroie = pytest.mark.skipif(
+    not (SROIE_ROOT / "box").is_dir(), reason="SROIE not in /work/shared"
+)
+
+
+@needs_sroie
+def test_training_data_holds_no_validation_receipt():
+    split = load_split()
+    cs = Charset()
+    train_ids = split["train"][:5]
+    real = sroie_crops(train_ids, cs, 32)
+    assert real and {rid for _, _, rid in real} <= set(train_ids)
+    assert not {rid for _, _, rid in real} & set(split["val"])
+    leaked = real + sroie_crops(split["val"][:1], cs, 32)
+    with pytest.raises(ValueError, match="validation receipts"):
+        next(
+            training_batches(
+                leaked, cs, 4, seed=1, height=32, forbidden_ids=frozenset(split["val"])
+            )
+        )
+
+
+@needs_sroie
+def test_batches_are_padded_and_alignable():
+    cs = Charset()
+    real = sroie_crops(load_split()["train"][:2], cs, 32)
+    batch = next(training_batches(real, cs, 6, seed=3, height=32, real_share=0.5))
+    n, h, w, c = batch.images.shape
+    assert (n, h, c) == (6, 32, 1) and w % WIDTH_STRIDE == 0
+    assert batch.images.min() >= 0.0 and batch.images.max() <= 1.0
+    for k, text in enumerate(batch.texts):
+        assert cs.decode(batch.labels[k, : batch.label_lengths[k]]) == text
+        assert batch.label_lengths[k] <= w // WIDTH_STRIDE
