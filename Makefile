@@ -5,7 +5,7 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := models edge_agent server provisioning firmware
+PACKAGES := models edge_agent server provisioning firmware infra
 
 bootstrap:
 	infra/scripts/bootstrap.sh

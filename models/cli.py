@@ -16,7 +16,13 @@ import click
 GROUP = "receipts.commands"
 
 #: Which extra provides the modules of each package, for the error message.
-_EXTRA_OF = {"edge_agent": "edge", "server": "server", "provisioning": "server", "firmware": "edge"}
+_EXTRA_OF = {
+    "edge_agent": "edge",
+    "server": "server",
+    "provisioning": "server",
+    "firmware": "edge",
+    "infra": "ops",
+}
 
 
 def _entry_points() -> dict[str, EntryPoint]:

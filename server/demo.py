@@ -78,16 +78,14 @@ def _seed_samples(inbox: Path, count: int, done: Path) -> int:
 
 def _synthetic_samples(inbox: Path, count: int) -> int:
     """Generated receipts, where the real samples are not at hand."""
-    try:
-        from models.synth import generate_receipt  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("no sample receipts found and the receipt generator is not available")
-        return 0
     import cv2
 
+    from models.synth import generate_receipt
+
     for seed in range(count):
-        image, _label = generate_receipt(seed)
-        cv2.imwrite(str(inbox / f"synthetic-{seed:03d}.jpg"), image)
+        sample = generate_receipt(seed)
+        bgr = cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(inbox / f"synthetic-{seed:03d}.jpg"), bgr)
     return count
 
 
@@ -174,7 +172,8 @@ img {{ max-height: 6rem; }}
 </style></head><body>
 <h1>Receipt Manager demo</h1>
 <p>{count} receipts. Drop receipt photos into the demo's inbox folder; they appear here.
-The REST API is at <code>/api/v1/receipts</code> (bearer token printed by <code>receipts demo</code>).</p>
+The REST API is at <code>/api/v1/receipts</code>
+(bearer token printed by <code>receipts demo</code>).</p>
 <table><thead><tr><th>Image</th><th>Merchant</th><th>Date</th><th>Total</th><th>Check</th>
 <th>Captured</th></tr></thead><tbody>
 {rows}
@@ -198,7 +197,9 @@ The REST API is at <code>/api/v1/receipts</code> (bearer token printed by <code>
 )
 @click.option("--samples", default=8, show_default=True, help="Sample receipts to start with.")
 @click.option("--fresh", is_flag=True, help="Delete the demo folder first.")
-def demo(data_dir: Path, host: str, port: int, mqtt_port: int, samples: int, fresh: bool) -> None:
+def demo(
+    *, data_dir: Path, host: str, port: int, mqtt_port: int, samples: int, fresh: bool
+) -> None:
     """Run broker, server, ingest and a scanner on embedded defaults; print the URL to open."""
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)

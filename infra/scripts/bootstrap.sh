@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Sets up this machine for Receipt Manager: the Debian packages the demo and the tests use, and a
 # virtual environment (.venv) with the project and its extras. Safe to run again: it only installs
-# what is missing. Usage: infra/scripts/bootstrap.sh [EXTRAS]   (default: edge,server,dev)
+# what is missing. Usage: infra/scripts/bootstrap.sh [EXTRAS]   (default: edge,server,dev,ops)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-extras="${1:-edge,server,dev}"
+extras="${1:-edge,server,dev,ops}"
 
 # Debian packages: the MQTT broker, Tesseract (the OCR baseline), fonts for the receipt
 # generator, and what the browser and operations tests drive.
 apt_packages=(
+  systemd openssl
   mosquitto tesseract-ocr tesseract-ocr-eng
+  prometheus
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-noto-mono
   fonts-terminus-otb xfonts-terminus
 )

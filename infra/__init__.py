@@ -1,0 +1,1 @@
+"""Operations as code: alert rules, dashboards, deployment files, Terraform and backups."""

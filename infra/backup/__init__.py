@@ -1,0 +1,1 @@
+"""Backups: PostgreSQL dumps with manifests, verification by restore, image copies, retention."""

@@ -1,0 +1,1 @@
+"""Grafana: dashboards as code and their sync into a Grafana instance."""
