@@ -42,6 +42,9 @@ def agent(config_path: Path, check: bool, log_level: str) -> None:
     if check:
         click.echo(f"{config_path}: valid config for device {config.device_id}")
         return
+    from edge_agent.logging_setup import configure_logging
+
+    configure_logging(config.logging, config.device_id)
     from edge_agent.agent import Agent
 
     try:

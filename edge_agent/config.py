@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from edge_agent.capture import SourceConfig
 from edge_agent.configbase import StrictModel
+from edge_agent.fleet.config import FleetConfig
+from edge_agent.logging_setup import LoggingConfig
 from edge_agent.mqtt import BrokerConfig
+from edge_agent.ota.config import OtaConfig
 from edge_agent.outbox import OutboxConfig
+from edge_agent.quiethours import QuietHours
 from edge_agent.trigger import TriggerConfig
+from firmware.gpio import GpioConfig
 from models.pipeline import PipelineConfig
 from models.protocol import validate_device_id
 
@@ -54,6 +59,9 @@ class AgentConfig(StrictModel):
     telemetry: TelemetryConfig = Field(
         default_factory=TelemetryConfig, description="Heartbeat settings."
     )
+    logging: LoggingConfig = Field(
+        default_factory=LoggingConfig, description="Log format (JSON/text), file and rotation."
+    )
     upload_images: bool = Field(
         default=True, description="Send the rectified image with each receipt."
     )
@@ -63,6 +71,27 @@ class AgentConfig(StrictModel):
     image_quality: int = Field(
         default=85, ge=1, le=100, description="JPEG/WebP quality of uploaded images."
     )
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="Daily span without scanning or buzzer, e.g. 22:00-06:00."
+    )
+    fleet: FleetConfig = Field(
+        default_factory=FleetConfig,
+        description="Fleet management: applied config, command journal, reboot command.",
+    )
+    ota: OtaConfig | None = Field(
+        default=None, description="Over-the-air updates; absent: ota commands are refused."
+    )
+    gpio: GpioConfig | None = Field(
+        default=None, description="Button, status LED and buzzer (BCM pins); absent: none."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fleet_paths(cls, data: Any) -> Any:
+        """Validate the fleet section even when absent, so its paths follow the file's folder."""
+        if isinstance(data, dict) and "fleet" not in data:
+            data = {**data, "fleet": {}}
+        return data
 
     @field_validator("device_id")
     @classmethod

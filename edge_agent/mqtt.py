@@ -12,7 +12,12 @@ on the receipt id, so a message acknowledged but not yet deleted at a crash is h
 Also: the last will ``offline`` on `status` (QoS 1, retained), ``online`` with versions on every
 connect (retained), an explicit ``offline`` on clean shutdown, reconnects with exponential
 backoff and jitter, the telemetry heartbeat (QoS 0), and the device's `config/desired` and
-`cmd/+` subscriptions handed to a `CommandHandler` (the seam where the fleet issue plugs in).
+`cmd/+` subscriptions handed to a `CommandHandler` (edge_agent.fleet.FleetHandler).
+
+Control messages (``config/reported``, command results) go out through `publish_control`, QoS 1,
+from any thread. They are not durable here: the queue is emptied at each new connection, and
+then `CommandHandler.on_connected` queues everything the server must still hear (the handler
+keeps it on disk until `on_ack` says the broker has it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import queue
 import random
 import ssl
 import threading
@@ -118,21 +124,31 @@ class BrokerConfig(StrictModel):
 
 
 class CommandHandler(Protocol):
-    """What the agent does with messages from the server (fleet management plugs in here)."""
+    """What the agent does with messages from the server (edge_agent.fleet.FleetHandler).
+
+    Every method is called on the link's thread and SHALL return quickly (queue the work).
+    """
 
     def on_config(self, desired: ConfigDesired) -> None: ...
 
     def on_command(self, command: Command) -> None: ...
 
+    def on_connected(self) -> None:
+        """A connection was accepted: queue (`publish_control`) what the server must hear."""
+        ...
+
 
 class LoggingCommandHandler:
-    """Logs desired configs and commands; acting on them comes with the fleet issue."""
+    """Logs desired configs and commands without acting on them (no fleet management)."""
 
     def on_config(self, desired: ConfigDesired) -> None:
-        log.info("desired config version %d received (not applied yet)", desired.version)
+        log.info("desired config version %d received (not applied)", desired.version)
 
     def on_command(self, command: Command) -> None:
-        log.info("command %s %r received (not handled yet)", command.command_id, command.name)
+        log.info("command %s %r received (not handled)", command.command_id, command.name)
+
+    def on_connected(self) -> None:
+        return None
 
 
 def client_tls_context(tls: TlsConfig) -> ssl.SSLContext:
@@ -163,8 +179,12 @@ class MqttLink:
         self.outbox = outbox
         self._status = status
         self._telemetry = telemetry
-        self._telemetry_interval = telemetry_interval_s
+        self.telemetry_interval_s = telemetry_interval_s
         self._handler: CommandHandler = handler or LoggingCommandHandler()
+        self._control: queue.SimpleQueue[tuple[str, bytes, bool, Callable[[], None] | None]] = (
+            queue.SimpleQueue()
+        )
+        self._control_acks: dict[int, Callable[[], None] | None] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,6 +204,20 @@ class MqttLink:
     def notify(self) -> None:
         """Tell the link that the outbox has new messages."""
         self._wake.set()
+
+    def publish_control(
+        self,
+        leaf: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        on_ack: Callable[[], None] | None = None,
+    ) -> None:
+        """Publish `payload` on this device's `leaf` with QoS 1 (thread-safe; see the module doc).
+
+        `on_ack` runs on the link's thread when the broker acknowledged it.
+        """
+        self._control.put((self._topic(leaf), payload, retain, on_ack))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="mqtt-link", daemon=True)
@@ -245,6 +279,7 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         self._inflight, self._cursor, self._connack = {}, 0, None
+        self._control_acks = {}
         return client
 
     def _session(self, client: mqtt.Client) -> bool:
@@ -266,9 +301,10 @@ class MqttLink:
                 continue
             if self._connack.is_failure:
                 break
+            self._pump_control(client)
             self._pump(client)
             if self._telemetry is not None and time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + self._telemetry_interval
+                next_beat = time.monotonic() + self.telemetry_interval_s
                 client.publish(self._topic("telemetry"), self._telemetry().to_json(), qos=0)
         accepted = self._connack is not None and not self._connack.is_failure
         if self._stop.is_set() and self.connected:
@@ -293,6 +329,18 @@ class MqttLink:
             log.debug("published %s (outbox row %d, mid %d)", row.topic, row.id, info.mid)
         if len(rows) == room:  # the window is full: there may be more
             self._wake.set()
+
+    def _pump_control(self, client: mqtt.Client) -> None:
+        while True:
+            try:
+                topic, payload, retain, on_ack = self._control.get_nowait()
+            except queue.Empty:
+                return
+            info = client.publish(topic, payload, qos=1, retain=retain)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._control_acks[info.mid] = on_ack
+            else:  # the connection is going; on_connected will queue it again
+                log.warning("publish of %s failed: %s", topic, mqtt.error_string(info.rc))
 
     def _say_offline(self, client: mqtt.Client) -> None:
         info = client.publish(
@@ -338,6 +386,9 @@ class MqttLink:
             [(self._topic("config/desired"), 1), (self._topic("cmd/+"), 1)],
         )
         client.publish(self._topic("status"), self._status().to_json(), qos=1, retain=True)
+        while not self._control.empty():  # what is still owed is queued again just below
+            self._control.get_nowait()
+        self._handler.on_connected()
         self._wake.set()
 
     def _on_disconnect(
@@ -364,6 +415,14 @@ class MqttLink:
         reason_code: ReasonCode,
         properties: Any,
     ) -> None:
+        if mid in self._control_acks:
+            on_ack = self._control_acks.pop(mid)
+            if on_ack is not None:
+                try:
+                    on_ack()
+                except Exception:
+                    log.exception("acknowledgement handler of message %d failed", mid)
+            return
         row = self._inflight.pop(mid, None)
         if row is None:  # status, telemetry: not from the outbox
             return

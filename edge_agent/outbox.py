@@ -250,6 +250,53 @@ class Outbox:
             ).fetchone()
         return OutboxStats(depth=int(depth), bytes=int(size), receipts=int(receipts))
 
+    # ------------------------------------------------------------------ housekeeping
+
+    def purge(self) -> dict[str, int]:
+        """The ``purge_outbox`` command: free the space of what the server already has.
+
+        Drops the stored images of receipts whose receipt message the broker has acknowledged
+        (the server keeps the receipt; its image reference then has no image), forgets expired
+        source keys, and compacts the file (WAL checkpoint, VACUUM), which otherwise never
+        shrinks. Receipts not yet acknowledged are never touched.
+        """
+        before = self._file_bytes()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows, size = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE kind = 'image'"
+                " AND receipt_id NOT IN (SELECT receipt_id FROM messages WHERE kind = 'receipt')"
+            ).fetchone()
+            self._db.execute(
+                "DELETE FROM messages WHERE kind = 'image'"
+                " AND receipt_id NOT IN (SELECT receipt_id FROM messages WHERE kind = 'receipt')"
+            )
+            keys = self._db.execute(
+                "DELETE FROM sources WHERE created_at < ?", (time.time() - SOURCE_KEY_TTL_S,)
+            ).rowcount
+            self._db.execute("COMMIT")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+        after = self._file_bytes()
+        log.info(
+            "outbox purged: %d image(s) of delivered receipts (%d bytes) dropped, file %d -> %d",
+            rows,
+            size,
+            before,
+            after,
+        )
+        return {
+            "images_dropped": int(rows),
+            "bytes_dropped": int(size),
+            "source_keys_dropped": int(keys),
+            "file_bytes_before": before,
+            "file_bytes_after": after,
+        }
+
+    def _file_bytes(self) -> int:
+        paths = [self.config.path, self.config.path.with_name(self.config.path.name + "-wal")]
+        return sum(p.stat().st_size for p in paths if p.exists())
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -232,10 +232,15 @@ class Command(Message):
 
 
 class CommandResult(Message):
-    """`cmd/{command_id}/result`: the outcome of a command."""
+    """`cmd/{command_id}/result`: the outcome of a command, or a progress report of a long one.
+
+    ``in_progress`` reports a step of a long command (an OTA install: ``output.stage``);
+    zero or more precede exactly one final status (succeeded, failed, rejected, expired), which
+    never changes: a receiver keeps the first final result and lets it replace any progress.
+    """
 
     command_id: uuid.UUID
-    status: Literal["succeeded", "failed", "rejected", "expired"]
+    status: Literal["in_progress", "succeeded", "failed", "rejected", "expired"]
     detail: str = ""
     output: dict[str, Any] = Field(default_factory=dict)
     finished_at: dt.datetime = Field(default_factory=_utcnow)

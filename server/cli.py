@@ -22,14 +22,29 @@ logger = logging.getLogger(__name__)
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, or a clean exit naming the bad keys."""
+    """Settings from the environment (logging set up by them), or a clean exit naming bad keys."""
     try:
-        return Settings()
+        settings = Settings()
+        setup_logging(settings)
+        return settings
     except ValidationError as exc:
         problems = "; ".join(
             f"RM_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise click.ClickException(f"invalid server configuration: {problems}") from exc
+
+
+def setup_logging(settings: Settings) -> None:
+    """JSON or text logs, and the rotated log file, as RM_OBSERVABILITY__* say."""
+    from server.observability.logs import configure_logging
+
+    obs = settings.observability
+    configure_logging(
+        obs.log_format,
+        log_file=obs.log_file,
+        max_bytes=obs.log_max_bytes,
+        backup_count=obs.log_backup_count,
+    )
 
 
 @click.command("server")
@@ -70,6 +85,15 @@ def ingest() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    obs = settings.observability
+    if obs.ingest_metrics_port:
+        from server.observability.metrics import serve_metrics
+
+        worker.metrics.add_database(engine)
+        serve_metrics(worker.metrics.registry, obs.ingest_metrics_host, obs.ingest_metrics_port)
+        logger.info(
+            "metrics on http://%s:%d/metrics", obs.ingest_metrics_host, obs.ingest_metrics_port
+        )
     logger.info(
         "ingest %s from %s:%d (MQTT %s)",
         settings.ingest.client_id,
@@ -142,3 +166,23 @@ def dead_letters(limit: int, code: str | None) -> None:
             )
         if not rows:
             click.echo("no dead letters")
+
+
+@admin.command("create-user")
+@click.argument("org")
+@click.argument("email")
+@click.option("--role", default="owner", show_default=True, help="owner, admin, member or viewer.")
+@click.option("--name", default="", help="The person's name.")
+@click.password_option(envvar="RM_NEW_USER_PASSWORD", help="Asked for when not given.")
+def create_user(org: str, email: str, role: str, name: str, password: str) -> None:
+    """Create a dashboard user EMAIL in organisation ORG (the first owner starts here)."""
+    from server.accounts import service as accounts
+    from server.accounts.roles import Role
+
+    try:
+        parsed_role = Role.parse(role)
+        with _transaction() as session:
+            user = accounts.create_user_in(session, org, email, password, parsed_role, name=name)
+            click.echo(f"user {user.email} ({user.role}) created in {org}")
+    except (accounts.AccountError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.accounts.config import AccountsSettings
+from server.fleet.settings import FleetSettings
 from server.images.store import ImageStoreConfig, LocalImageStoreConfig
 
 #: Secrets that are examples, never real ones.
@@ -72,11 +74,34 @@ class IngestSettings(_Group):
     dead_letter_payload_limit: int = Field(
         default=16 << 10, ge=0, description="Bytes of a refused payload kept in dead_letters."
     )
+    telemetry_history: int = Field(
+        default=2880, ge=1, description="Heartbeats kept per device (2880: a day at 30 s)."
+    )
 
     @field_validator("shared_group", mode="before")
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if v == "" else v
+
+
+class ObservabilitySettings(_Group):
+    """Logs and metrics (server.observability)."""
+
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="Log lines as JSON or text; auto: text on a terminal."
+    )
+    log_file: Path | None = Field(default=None, description="Also log (JSON) to this file.")
+    log_max_bytes: int = Field(
+        default=10 << 20, ge=1024, description="Rotate the file at this size."
+    )
+    log_backup_count: int = Field(default=5, ge=0, description="Rotated files kept.")
+    ingest_metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 (containers: Prometheus scrapes from outside)
+        description="Address of an ingest worker's /metrics.",
+    )
+    ingest_metrics_port: int = Field(
+        default=9101, ge=0, le=65535, description="Port of an ingest worker's /metrics; 0: none."
+    )
 
 
 class Settings(BaseSettings):
@@ -95,9 +120,16 @@ class Settings(BaseSettings):
     )
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     image_store: Annotated[ImageStoreConfig, Field(discriminator="type")] = Field(
         default_factory=LocalImageStoreConfig
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs invitation and password-reset links; required outside development.",
+    )
+    accounts: AccountsSettings = Field(default_factory=AccountsSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @field_validator("image_store", mode="before")
     @classmethod
@@ -110,6 +142,12 @@ class Settings(BaseSettings):
     def _no_placeholder_secrets(self) -> Settings:
         if self.environment == "development":
             return self
+        key = self.secret_key.get_secret_value() if self.secret_key else None
+        if key is not None and (key.lower() in PLACEHOLDER_SECRETS or len(key) < 32):
+            raise ValueError(
+                "RM_SECRET_KEY is a placeholder or shorter than 32 characters; set a long random "
+                "one (placeholders are allowed only with RM_ENVIRONMENT=development)"
+            )
         password = self.mqtt.password.get_secret_value() if self.mqtt.password else None
         if password is not None and password.lower() in PLACEHOLDER_SECRETS:
             raise ValueError(

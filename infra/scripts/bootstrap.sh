@@ -12,9 +12,10 @@ extras="${1:-edge,server,dev,ops}"
 apt_packages=(
   systemd openssl
   mosquitto tesseract-ocr tesseract-ocr-eng
-  prometheus
+  prometheus nginx
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-noto-mono
   fonts-terminus-otb xfonts-terminus
+  chromium
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -7,17 +7,25 @@ from sqlalchemy import Engine
 
 from server.api.errors import install_error_handlers
 from server.api.health import router as health_router
+from server.dashboard.pages import install_dashboard
 from server.db.engine import create_db_engine, session_factory
+from server.fleet.endpoints import router as fleet_router
+from server.fleet.runtime import FleetRuntime, build_runtime
 from server.images.base import ImageStore
 from server.images.store import build_image_store
+from server.observability.metrics import ApiMetrics, MetricsMiddleware
 from server.receipts.endpoints import router as receipts_router
 from server.settings import Settings
 
 
 def create_app(
-    settings: Settings, *, engine: Engine | None = None, images: ImageStore | None = None
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    images: ImageStore | None = None,
+    fleet: FleetRuntime | None = None,
 ) -> FastAPI:
-    """The API for `settings`; pass `engine`/`images` to share them within a process."""
+    """The API for `settings`; pass `engine`/`images`/`fleet` to share them within a process."""
     app = FastAPI(
         title="Receipt Manager",
         version="1",
@@ -28,7 +36,13 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.images = images or build_image_store(settings.image_store)
+    app.state.fleet = fleet or build_runtime(settings, app.state.sessions)
     install_error_handlers(app)
+    metrics = app.state.metrics = ApiMetrics(engine, app.state.sessions)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(health_router)
     app.include_router(receipts_router)
+    app.include_router(fleet_router)
+    install_dashboard(app, settings)  # the owner's pages under /app; `/` redirects there
     return app

@@ -18,6 +18,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from models.protocol import (
+    CommandResult,
+    ConfigReported,
     ProtocolError,
     ReceiptMessage,
     StatusMessage,
@@ -91,6 +93,22 @@ class TelemetrySeen:
 
 
 @dataclass(frozen=True)
+class ConfigReportedSeen:
+    device: DeviceRef
+    report: ConfigReported
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CommandResultSeen:
+    device: DeviceRef
+    result: CommandResult
+    received_at: dt.datetime
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
 class Refused:
     topic: str
     device_id: str | None
@@ -100,13 +118,22 @@ class Refused:
     received_at: dt.datetime
 
 
-Outcome = ReceiptRow | ImageArrived | StatusSeen | TelemetrySeen | Refused
+Outcome = (
+    ReceiptRow
+    | ImageArrived
+    | StatusSeen
+    | TelemetrySeen
+    | ConfigReportedSeen
+    | CommandResultSeen
+    | Refused
+)
 
 #: Codes of refusals added by ingest to those of `models.protocol.ProtocolError`.
 UNKNOWN_DEVICE = "unknown_device"
 INVALID_IMAGE = "invalid_image"
 UNSUPPORTED_TOPIC = "unsupported_topic"
 CONFLICTING_RECEIPT_ID = "conflicting_receipt_id"
+UNKNOWN_COMMAND = "unknown_command"
 
 
 def interpret(msg: Incoming, devices: Mapping[str, DeviceRef]) -> Outcome:
@@ -153,7 +180,23 @@ def _decode(msg: Incoming, device: DeviceRef, kind: str, ident: str | None) -> O
             telemetry = decode(Telemetry, msg.payload, limit=size_limit("telemetry"))
             snapshot = telemetry.model_dump(mode="json", by_alias=True)
             return TelemetrySeen(device, snapshot, msg.received_at)
+        case "config/reported" | "cmd_result":
+            return _fleet_report(msg, device, kind, ident)
     return None
+
+
+def _fleet_report(
+    msg: Incoming, device: DeviceRef, kind: str, ident: str | None
+) -> ConfigReportedSeen | CommandResultSeen:
+    if kind == "config/reported":
+        report = decode(ConfigReported, msg.payload, limit=size_limit(kind))
+        return ConfigReportedSeen(device, report, msg.received_at)
+    result = decode(CommandResult, msg.payload, limit=size_limit(kind))
+    if str(result.command_id) != ident:
+        raise ProtocolError(
+            "invalid_payload", f"command_id {result.command_id} differs from the topic's {ident!r}"
+        )
+    return CommandResultSeen(device, result, msg.received_at, msg.topic, msg.payload)
 
 
 def _receipt(msg: Incoming, device: DeviceRef) -> ReceiptRow:

@@ -19,7 +19,14 @@ from server.settings import IngestSettings, MqttSettings
 logger = logging.getLogger(__name__)
 
 #: What ingest subscribes to, with the QoS of each (telemetry is sent at QoS 0).
-SUBSCRIPTIONS = (("receipt", 1), ("image/+", 1), ("status", 1), ("telemetry", 1))
+SUBSCRIPTIONS = (
+    ("receipt", 1),
+    ("image/+", 1),
+    ("status", 1),
+    ("telemetry", 1),
+    ("config/reported", 1),
+    ("cmd/+/result", 1),
+)
 
 
 def subscription_filters(group: str | None) -> list[tuple[str, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.protocol import ProtocolError, parse_topic
+from server.fleet.reports import DEFAULT_HISTORY, record_reports
 from server.images.base import ImageStore
 from server.ingest.interpret import (
     CONFLICTING_RECEIPT_ID,
@@ -38,11 +40,18 @@ class BatchResult:
     images: int = 0
     statuses: int = 0
     telemetry: int = 0
+    configs: int = 0
+    command_results: int = 0
     refused: list[Refused] = field(default_factory=list)
+    captured: list[dt.datetime] = field(default_factory=list)  # of the receipts stored
 
 
 def ingest_batch(
-    session: Session, store: ImageStore, batch: Sequence[Incoming], payload_limit: int
+    session: Session,
+    store: ImageStore,
+    batch: Sequence[Incoming],
+    payload_limit: int,
+    telemetry_history: int = DEFAULT_HISTORY,
 ) -> BatchResult:
     """Write every message of `batch` (images to `store`); flushes, never commits."""
     repo = IngestRepository(session)
@@ -62,6 +71,7 @@ def ingest_batch(
                 )
                 continue
             receipts[o.receipt_id] = _receipt_values(o)
+            result.captured.append(o.captured_at)
         elif isinstance(o, ImageArrived):
             sha256 = store.put(o.data)
             images.setdefault(
@@ -88,8 +98,11 @@ def ingest_batch(
                 o.device.pk, seen_at=o.received_at, telemetry=o.snapshot, telemetry_at=o.received_at
             )
             result.telemetry += 1
-        else:
+        elif isinstance(o, Refused):  # config reports and command results: record_reports
             result.refused.append(o)
+    fleet = record_reports(session, outcomes, telemetry_history)
+    result.configs, result.command_results = fleet.configs, fleet.command_results
+    result.refused += fleet.refused
     repo.insert_receipts(list(receipts.values()))
     repo.insert_images(list(images.values()))
     repo.insert_dead_letters(

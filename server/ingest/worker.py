@@ -23,6 +23,8 @@ from server.ingest import mqtt
 from server.ingest.interpret import Incoming, Refused
 from server.ingest.repository import IngestRepository
 from server.ingest.service import BatchResult, ingest_batch
+from server.observability.logs import log_context
+from server.observability.metrics import IngestMetrics, topic_kind
 from server.settings import IngestSettings, MqttSettings
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,9 @@ class IngestWorker:
             on_connected=self._on_connected,
             on_subscribed=self._on_subscribed,
         )
+        self.metrics = IngestMetrics()
+        self.metrics.broker_connected.set_function(lambda: float(self._client.is_connected()))
+        self.metrics.queue_depth.set_function(self._queue.qsize)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,6 +173,7 @@ class IngestWorker:
                 result = self._write(batch)
             except (SQLAlchemyError, OSError) as exc:
                 self.stats.retries += 1
+                self.metrics.batch_failures.inc()
                 logger.warning(
                     "batch of %d messages not written, nothing acked (%s: %s); retrying in %.1f s",
                     len(batch),
@@ -193,7 +199,13 @@ class IngestWorker:
     def _write(self, batch: list[Incoming]) -> BatchResult:
         started = time.perf_counter()
         with self.sessions.begin() as session:
-            result = ingest_batch(session, self.store, batch, self.ingest.dead_letter_payload_limit)
+            result = ingest_batch(
+                session,
+                self.store,
+                batch,
+                self.ingest.dead_letter_payload_limit,
+                self.ingest.telemetry_history,
+            )
         logger.debug(
             "committed %d messages (%d receipts) in %.1f ms",
             len(batch),
@@ -240,7 +252,19 @@ class IngestWorker:
         s.duplicates += result.duplicates
         s.images += result.images
         s.refused += len(result.refused)
+        self.metrics.observe_batch(
+            (topic_kind(m.topic) for m in batch),
+            ((topic_kind(r.topic), r.code) for r in result.refused),
+            result.duplicates,
+            result.captured,
+            dt.datetime.now(dt.UTC),
+        )
         for r in result.refused:
-            logger.warning(
-                "refused message on %s (device %s): %s: %s", r.topic, r.device_id, r.code, r.reason
-            )
+            with log_context(device_id=r.device_id):
+                logger.warning(
+                    "refused message on %s (device %s): %s: %s",
+                    r.topic,
+                    r.device_id,
+                    r.code,
+                    r.reason,
+                )

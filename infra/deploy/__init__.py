@@ -1,0 +1,1 @@
+"""Blue-green deployment of the API behind Debian's nginx: `receipts deploy ...`."""

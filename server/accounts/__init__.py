@@ -1,0 +1,1 @@
+"""People of an organisation: users, roles, passwords, web sessions, invitations, audit log."""

@@ -1,0 +1,1 @@
+"""The owner's dashboard: server-rendered pages under /app, signed in with a session cookie."""

@@ -1,0 +1,1 @@
+"""Operations support: Prometheus metrics (`metrics`) and structured logs (`logs`)."""
