@@ -5,45 +5,40 @@ API and a simulated scanner (the real agent with a watched-folder source) that r
 receipts copied into its inbox. Everything lives under one folder (`.demo/` by default), so a
 second run picks up where the first stopped; `--fresh` starts over.
 
-The demo adds one page at `/` that lists the demo organisation's receipts without a login. It is
-bound to the loopback address by default and exists only in the demo; the API and everything else
-are the production code paths.
+The demo creates an owner account for the dashboard (its password is kept in the demo folder and
+printed at start) and an API token; everything else is the production code path.
 """
 
 from __future__ import annotations
 
-import html
 import logging
+import secrets
 import shutil
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import uvicorn
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse, Response
+from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.api.app import create_app
 from server.broker import EmbeddedBroker
 from server.db.engine import create_db_engine, session_factory
 from server.db.migrate import migrate
-from server.images.base import ImageStore
 from server.images.store import LocalImageStoreConfig, build_image_store
 from server.ingest.worker import IngestWorker
 from server.organizations.repository import OrganizationRepository
 from server.organizations.service import add_device, create_organization, create_token
-from server.receipts.repository import ReceiptFilter, ReceiptRepository
 from server.settings import IngestSettings, MqttSettings, Settings
 
 log = logging.getLogger(__name__)
 
 ORG_NAME = "Demo Shop"
 DEVICE_ID = "demo-scanner"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+OWNER_EMAIL = "owner@demo.example"
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -89,14 +84,28 @@ def _synthetic_samples(inbox: Path, count: int) -> int:
     return count
 
 
-def _ensure_organisation(sessions: sessionmaker[Session]) -> str:
-    """The demo organisation and scanner (created once) and a fresh API token."""
+def _demo_secret(path: Path) -> str:
+    """A random secret kept in the demo folder (0600), made on the first run."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _ensure_organisation(sessions: sessionmaker[Session], owner_password: str) -> str:
+    """The demo organisation, its owner and scanner (created once) and a fresh API token."""
+    from server.accounts import service as accounts
+    from server.accounts.repository import AccountRepository
+    from server.accounts.roles import Role
+
     with sessions.begin() as session:
         repo = OrganizationRepository(session)
         if repo.get_by_name(ORG_NAME) is None:
             create_organization(session, ORG_NAME)
         if repo.get_device(DEVICE_ID) is None:
             add_device(session, ORG_NAME, DEVICE_ID)
+        if AccountRepository(session).user_by_email(OWNER_EMAIL) is None:
+            accounts.create_user_in(session, ORG_NAME, OWNER_EMAIL, owner_password, Role.OWNER)
         return create_token(session, ORG_NAME, "demo").token
 
 
@@ -114,71 +123,6 @@ def _agent_config(data_dir: Path, mqtt_port: int) -> object:
         base_dir=data_dir,
         origin="demo",
     )
-
-
-def add_demo_page(app: FastAPI, sessions: sessionmaker[Session], images: ImageStore) -> None:
-    """The demo's login-free page: the demo organisation's receipts, refreshed every 3 s."""
-
-    def _repo(session: Session) -> ReceiptRepository:
-        org = OrganizationRepository(session).get_by_name(ORG_NAME)
-        if org is None:
-            raise HTTPException(404, "the demo organisation does not exist")
-        return ReceiptRepository(session, org.id)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def receipts_page() -> str:
-        with sessions() as session:
-            records = _repo(session).list(ReceiptFilter(), after=None, limit=200)
-            rows = []
-            for rec in records:
-                r = rec.receipt
-                image = (
-                    f'<a href="/demo/images/{r.id}"><img src="/demo/images/{r.id}" '
-                    'loading="lazy" alt="receipt"></a>'
-                    if rec.image is not None
-                    else "waiting for image"
-                )
-                cells = [
-                    image,
-                    html.escape(r.merchant or "?"),
-                    html.escape(str(r.receipt_date or "?")),
-                    html.escape(f"{r.total} {r.currency or ''}" if r.total is not None else "?"),
-                    "needs review" if r.needs_review else "ok",
-                    html.escape(r.captured_at.strftime("%Y-%m-%d %H:%M:%S")),
-                ]
-                rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        body = "\n".join(rows) or '<tr><td colspan="6">No receipts yet.</td></tr>'
-        return _PAGE.format(count=len(rows), rows=body)
-
-    @app.get("/demo/images/{receipt_id}", include_in_schema=False)
-    def receipt_image(receipt_id: uuid.UUID) -> Response:
-        with sessions() as session:
-            rec = _repo(session).get(receipt_id)
-            if rec is None or rec.image is None:
-                raise HTTPException(404, "no image for this receipt")
-            return Response(images.get(rec.image.sha256), media_type=rec.image.content_type)
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="3">
-<title>Receipt Manager demo</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1rem; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: .4rem; text-align: left; vertical-align: top; }}
-img {{ max-height: 6rem; }}
-</style></head><body>
-<h1>Receipt Manager demo</h1>
-<p>{count} receipts. Drop receipt photos into the demo's inbox folder; they appear here.
-The REST API is at <code>/api/v1/receipts</code>
-(bearer token printed by <code>receipts demo</code>).</p>
-<table><thead><tr><th>Image</th><th>Merchant</th><th>Date</th><th>Total</th><th>Check</th>
-<th>Captured</th></tr></thead><tbody>
-{rows}
-</tbody></table></body></html>
-"""
 
 
 @click.command()
@@ -213,7 +157,9 @@ def demo(
                 f"--{'port' if what == 'web server' else 'mqtt-port'}"
             )
 
+    owner_password = _demo_secret(data_dir / "owner-password.txt")
     settings = Settings(
+        secret_key=SecretStr(_demo_secret(data_dir / "secret-key.txt")),
         database_url=f"sqlite:///{data_dir / 'receipts.db'}",
         mqtt=MqttSettings(host="127.0.0.1", port=mqtt_port, protocol="3.1.1"),
         ingest=IngestSettings(client_id="rm-demo-ingest"),
@@ -223,7 +169,7 @@ def demo(
     engine = create_db_engine(settings.database_url)
     sessions = session_factory(engine)
     images = build_image_store(settings.image_store)
-    token = _ensure_organisation(sessions)
+    token = _ensure_organisation(sessions, owner_password)
 
     broker = EmbeddedBroker("127.0.0.1", mqtt_port)
     broker.start()
@@ -238,7 +184,6 @@ def demo(
     seeded = _seed_samples(inbox, samples, data_dir / ".samples-copied")
 
     app = create_app(settings, engine=engine, images=images)
-    add_demo_page(app, sessions, images)
     url = f"http://{host}:{port}/"
     click.echo(
         "\n".join(
@@ -246,6 +191,8 @@ def demo(
                 "",
                 "Receipt Manager demo",
                 f"  open            {url}",
+                f"  sign in as      {OWNER_EMAIL}",
+                f"  password        {owner_password}",
                 f"  API             {url}api/v1/receipts",
                 f"  API token       {token}",
                 f"  try             curl -H 'Authorization: Bearer {token}' {url}api/v1/receipts",

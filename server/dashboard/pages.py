@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from server.accounts.service import AccountKeys
 from server.accounts.tokens import anonymous_csrf
@@ -86,6 +88,27 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+class _RootRedirect(Route):
+    """`/` leads to the dashboard, unless the app serves `/` itself with a route added later
+    (the demo's own page does, for now)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__("/", self._redirect, include_in_schema=False)
+        self._app = app
+
+    @staticmethod
+    async def _redirect(_request: Request) -> Response:
+        return RedirectResponse(PREFIX + "/receipts", status_code=307)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.FULL and any(
+            r is not self and getattr(r, "path", None) == "/" for r in self._app.router.routes
+        ):
+            return Match.NONE, {}
+        return match, child
+
+
 def install_dashboard(app: FastAPI, settings: Settings) -> None:
     """Serve the dashboard under /app (and send `/` there); raises if no secret key is usable."""
     from server.dashboard.routes_auth import router as auth_router
@@ -98,9 +121,7 @@ def install_dashboard(app: FastAPI, settings: Settings) -> None:
     app.include_router(team_router)
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
-    @app.get("/", include_in_schema=False)
-    def _root() -> RedirectResponse:
-        return RedirectResponse(PREFIX + "/receipts", status_code=307)
+    app.router.routes.append(_RootRedirect(app))
 
     @app.exception_handler(LoginRequired)
     async def _login(_r: Request, exc: LoginRequired) -> Response:

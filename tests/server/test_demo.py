@@ -66,12 +66,29 @@ def test_demo_reads_its_samples_and_serves_them(tmp_path: Path) -> None:
                     break
                 time.sleep(0.5)
         assert len(items) == 2, Path(log.name).read_text()[-3000:]
-        page = httpx.get(f"http://127.0.0.1:{port}/")
-        assert page.status_code == 200
-        assert page.text.count("<tr>") == 3  # header + two receipts
-        image = httpx.get(f"http://127.0.0.1:{port}/demo/images/{items[0]['id']}")
-        assert image.status_code == 200
-        assert image.headers["content-type"].startswith("image/")
+        # The dashboard: sign in as the demo owner the demo printed, see both receipts.
+        text = Path(log.name).read_text()
+        email = re.search(r"^\s+sign in as\s+(\S+)$", text, re.MULTILINE)
+        password = re.search(r"^\s+password\s+(\S+)$", text, re.MULTILINE)
+        assert email
+        assert password
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=True) as browser:
+            login = browser.get("/")
+            assert "Sign in" in login.text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+            assert csrf
+            listing = browser.post(
+                "/app/login",
+                data={
+                    "csrf_token": csrf.group(1),
+                    "next": "/app/receipts",
+                    "email": email.group(1),
+                    "password": password.group(1),
+                },
+            )
+            assert listing.status_code == 200
+            for item in items:
+                assert f"/app/receipts/{item['id']}" in listing.text
     finally:
         proc.send_signal(signal.SIGINT)
         try:
