@@ -19,7 +19,17 @@ config/desired        server -> device   1, retained     `ConfigDesired`
 config/reported       device -> server   1, retained     `ConfigReported`
 cmd/{command_id}      server -> device   1               `Command`
 cmd/{id}/result       device -> server   1               `CommandResult`
+ack                   server -> device   1               `DeliveryAck`
 ====================  =================  ==============  ======================
+
+Delivery is acknowledged end to end, not only by the broker: the scanner keeps a receipt (and
+its image) in its outbox after the broker's PUBACK until the server's `ack` says the receipt is
+committed (or refused for good), and publishes it again when no `ack` comes. ARCHITECTURE.md
+first had the outbox forget a receipt on PUBACK; that trusts the broker to hold every message
+until the ingest worker takes it, and brokers do drop them: Mosquitto 2.0 does not restore a
+persistent session's shared (`$share/...`) subscriptions when it restarts, nor keep them across
+every reload, so a receipt published in that window was acknowledged and lost. Writes are
+idempotent on `receipt_id`, so a second copy costs nothing.
 
 The JSON Schemas of these models are exported to ``models/schemas/v1`` (`export_json_schemas`)
 for implementers in other languages; a test keeps them in step with the code.
@@ -110,7 +120,7 @@ def parse_topic(topic: str) -> TopicParts:
     if not _DEVICE_ID.match(device_id):
         raise ProtocolError("bad_topic", f"topic {topic!r} has an invalid device id")
     match rest:
-        case ["receipt"] | ["status"] | ["telemetry"]:
+        case ["receipt"] | ["status"] | ["telemetry"] | ["ack"]:
             return TopicParts(device_id, rest[0])
         case ["config", ("desired" | "reported") as which]:
             return TopicParts(device_id, f"config/{which}")
@@ -246,6 +256,31 @@ class CommandResult(Message):
     finished_at: dt.datetime = Field(default_factory=_utcnow)
 
 
+class RefusedDelivery(BaseModel):
+    """A message the server refused for good (it is kept in its dead letters with the reason)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    receipt_id: uuid.UUID
+    kind: Literal["receipt", "image"]
+    code: str
+    reason: str = ""
+
+
+class DeliveryAck(Message):
+    """`ack`: receipts and images the server has committed, or refused for good.
+
+    The scanner's outbox forgets a message only when it is listed here; it publishes anything
+    not acknowledged again after a while, so a message lost between broker and server is not lost.
+    """
+
+    receipts: list[uuid.UUID] = Field(default_factory=list, description="Receipts committed.")
+    images: list[uuid.UUID] = Field(
+        default_factory=list, description="Receipt ids whose image is committed."
+    )
+    refused: list[RefusedDelivery] = Field(default_factory=list)
+
+
 M = TypeVar("M", bound=Message)
 
 #: Payload model per topic kind (images are raw bytes and have none).
@@ -257,6 +292,7 @@ MODELS: dict[str, type[Message]] = {
     "config/reported": ConfigReported,
     "cmd": Command,
     "cmd_result": CommandResult,
+    "ack": DeliveryAck,
 }
 
 

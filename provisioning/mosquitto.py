@@ -4,7 +4,7 @@
   2.x): ``$7$<iterations>$<base64 salt, 12 bytes>$<base64 hash, 64 bytes>``.
 - `render_acl` gives every device, by the pattern ``rm/v1/dev/%u/...``, exactly the topics of
   protocol v1 in its own subtree, and the ingest service read on every device's uplink and
-  write on ``config/desired`` and ``cmd/+``. Nobody gets anything else.
+  write on ``config/desired``, ``cmd/+`` and ``ack``. Nobody gets anything else.
 - `BrokerAuth.apply(accounts)` writes both files atomically and asks the broker to reload
   (SIGHUP through a `Reloader`). Revoking a device = applying the accounts without it.
 
@@ -48,7 +48,7 @@ CRL_FILE = "crl.pem"
 #: What a device may publish under rm/v1/dev/{its id}/ (protocol v1).
 DEVICE_PUBLISH = ("receipt", "image/+", "status", "telemetry", "config/reported", "cmd/+/result")
 #: What a device may subscribe to (and receive) under its own subtree.
-DEVICE_SUBSCRIBE = ("config/desired", "cmd/+")
+DEVICE_SUBSCRIBE = ("config/desired", "cmd/+", "ack")
 
 _ROOT = "rm/v1/dev"
 

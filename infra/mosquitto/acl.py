@@ -22,6 +22,7 @@ DEVICE_TOPICS: tuple[tuple[str, str], ...] = (
     ("cmd/+/result", "write"),
     ("config/desired", "read"),
     ("cmd/+", "read"),
+    ("ack", "read"),
 )
 
 
@@ -33,6 +34,7 @@ def render(ingest_user: str = "rm-ingest", server_user: str = "rm-server") -> st
         f"user {ingest_user}",
     ]
     lines += [f"topic read {ROOT}/+/{t}" for t, d in DEVICE_TOPICS if d == "write"]
+    lines += [f"topic write {ROOT}/+/ack"]  # delivery acks, after each commit
     lines += [
         "",
         "# The server: desired configuration and commands to devices; what they report back.",

@@ -12,9 +12,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from models.protocol import ProtocolError, parse_topic
+from models.protocol import DeliveryAck, ProtocolError, parse_topic
 from server.fleet.reports import DEFAULT_HISTORY, record_reports
 from server.images.base import ImageStore
+from server.ingest.acks import delivery_acks
 from server.ingest.interpret import (
     CONFLICTING_RECEIPT_ID,
     ImageArrived,
@@ -44,6 +45,7 @@ class BatchResult:
     command_results: int = 0
     refused: list[Refused] = field(default_factory=list)
     captured: list[dt.datetime] = field(default_factory=list)  # of the receipts stored
+    acks: dict[str, DeliveryAck] = field(default_factory=dict)  # per device, sent after commit
 
 
 def ingest_batch(
@@ -122,6 +124,7 @@ def ingest_batch(
     session.flush()
     result.receipts = len(receipts)
     result.images = len(images)
+    result.acks = delivery_acks(outcomes, result.refused)
     return result
 
 

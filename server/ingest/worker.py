@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.protocol import device_topic
 from server.images.base import ImageStore
 from server.ingest import mqtt
 from server.ingest.interpret import Incoming, Refused
@@ -192,9 +193,15 @@ class IngestWorker:
                         self._write_with_retry([msg])
                     return
                 result = self._park_internal_error(batch[0])
+            self._send_delivery_acks(result)
             self._ack(batch)
             self._account(batch, result)
             return
+
+    def _send_delivery_acks(self, result: BatchResult) -> None:
+        """Tell each scanner what is now committed (after the commit, before the broker acks)."""
+        for device_id, ack in result.acks.items():
+            self._client.publish(device_topic(device_id, "ack"), ack.to_json(), qos=1)
 
     def _write(self, batch: list[Incoming]) -> BatchResult:
         started = time.perf_counter()

@@ -102,6 +102,7 @@ def test_card_number_never_kept_beyond_last_four() -> None:
         ("image/abc", "image", "abc"),
         ("cmd/c1", "cmd", "c1"),
         ("cmd/c1/result", "cmd_result", "c1"),
+        ("ack", "ack", None),
     ],
 )
 def test_topics_round_trip(leaf: str, kind: str, ident: str | None) -> None:
