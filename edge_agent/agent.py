@@ -222,6 +222,9 @@ class Agent:
                     log.info("source has no more images; delivering until stopped")
                     self._idle()
                 return
+            if self._quiet_now():  # quiet hours began while the source was waiting
+                capture.settle("retry", "quiet hours")
+                continue
             image = capture.image
             if self.trigger is not None:
                 if self._force.is_set():  # the scan button: take this frame as it is
@@ -409,13 +412,13 @@ class Agent:
     ) -> PipelineConfig:
         """The pipeline for `models_dir`: its ``pipeline.yaml`` over the config's pipeline."""
         base = (config or self.config).pipeline
-        path = None if models_dir is None else models_dir / "pipeline.yaml"
-        if path is None or not path.is_file():
+        if models_dir is None or not (models_dir / "pipeline.yaml").is_file():
             return base
+        path = models_dir / "pipeline.yaml"
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of pipeline settings")
-        merged = {**base.model_dump(), **data, "threads": base.threads}
+        merged = {**base.model_dump(), **_in_slot(data, models_dir), "threads": base.threads}
         return PipelineConfig.model_validate(merged, context={"base_dir": models_dir})
 
     def pipeline_json(self, models_dir: Path | None) -> str:
@@ -428,6 +431,8 @@ class Agent:
         with self._lock:
             previous, self.reader, self.models_dir = self.reader, reader, models_dir
         log.info("reading with the %s models from now on", models_dir or "factory")
+        if self.link.connected:  # the retained status names the releases in force
+            self.link.publish_control("status", self._status().to_json(), retain=True)
         return previous
 
     # ------------------------------------------------------------------ fleet host
@@ -501,6 +506,25 @@ class Agent:
             camera_state=camera,
             connected_since=self.link.connected_since,
         )
+
+
+def _in_slot(data: Any, slot: Path) -> Any:
+    """A release's pipeline settings with relative paths (keys ending in _dir, _path or _file,
+    e.g. ``ocr.model_dir: litert``) taken from its slot folder."""
+    if isinstance(data, dict):
+        return {
+            k: (
+                str(slot / v)
+                if isinstance(v, str)
+                and k.endswith(("_dir", "_path", "_file"))
+                and not Path(v).is_absolute()
+                else _in_slot(v, slot)
+            )
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_in_slot(v, slot) for v in data]
+    return data
 
 
 class _LinkProxy:

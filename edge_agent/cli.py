@@ -59,3 +59,5 @@ def agent(config_path: Path, check: bool, log_level: str) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runner.run()
+    if runner.exit_code:  # a restart_agent command or an agent update: systemd starts us again
+        raise SystemExit(runner.exit_code)

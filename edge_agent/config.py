@@ -87,10 +87,10 @@ class AgentConfig(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _fleet_paths(cls, data: Any) -> Any:
-        """Validate the fleet section even when absent, so its paths follow the file's folder."""
-        if isinstance(data, dict) and "fleet" not in data:
-            data = {**data, "fleet": {}}
+    def _sections_with_paths(cls, data: Any) -> Any:
+        """Validate these sections even when absent, so their paths follow the file's folder."""
+        if isinstance(data, dict):
+            data = {"fleet": {}, "outbox": {}} | data
         return data
 
     @field_validator("device_id")

@@ -70,6 +70,7 @@ class OutboxConfig(StrictModel):
 
     path: ConfigPath = Field(
         default=Path("outbox.sqlite3"),
+        validate_default=True,
         description="SQLite file of the outbox (relative paths: from the config file's folder).",
     )
     max_bytes: int = Field(
@@ -275,8 +276,8 @@ class Outbox:
                 "DELETE FROM sources WHERE created_at < ?", (time.time() - SOURCE_KEY_TTL_S,)
             ).rowcount
             self._db.execute("COMMIT")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.execute("VACUUM")
+            self._db.execute("VACUUM")  # in WAL mode it writes the compacted file to the WAL...
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # ...which goes back here
         after = self._file_bytes()
         log.info(
             "outbox purged: %d image(s) of delivered receipts (%d bytes) dropped, file %d -> %d",

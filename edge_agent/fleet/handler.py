@@ -270,7 +270,8 @@ class FleetHandler:
             where = ".".join(str(p) for p in err["loc"]) or "args"
             result("rejected", f"invalid args for {command.name}: {where}: {err['msg']}")
             return
-        log.info("command %s: %s %s", cid, command.name, command.args or "")
+        shown = repr(command.args)
+        log.info("command %s: %s %s", cid, command.name, shown if len(shown) < 200 else "(...)")
         try:
             self._dispatch(command, args, result)
         except Exception as exc:

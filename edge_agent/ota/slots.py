@@ -24,11 +24,13 @@ Invariants that make a power cut at any moment harmless:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -142,10 +144,10 @@ class SlotStore:
         seen: set[str] = set()
         try:
             tar = tarfile.open(artifact, mode="r:gz")  # noqa: SIM115 - closed by `with` below
-        except (tarfile.TarError, OSError) as exc:
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise SlotError(f"the artifact is not a tar.gz: {exc}") from exc
-        with tar:
-            for member in _members(tar):
+        with tar, _damaged_as_slot_error():
+            for member in tar:
                 name = member.name.removeprefix("./")
                 if member.isdir():
                     continue
@@ -262,9 +264,10 @@ def _fsync_tree(root: Path) -> None:
 __all__ = ["SLOTS", "SlotError", "SlotName", "SlotStore", "atomic_write"]
 
 
-def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    """The archive's members; a truncated or corrupt archive is a `SlotError`."""
+@contextlib.contextmanager
+def _damaged_as_slot_error() -> Iterator[None]:
+    """A truncated or corrupt archive is a `SlotError`."""
     try:
-        yield from tar
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise SlotError(f"the artifact is damaged: {exc}") from exc
+        yield
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise SlotError(f"the artifact is damaged: {type(exc).__name__}: {exc}") from exc

@@ -3,7 +3,7 @@
 The ``ota`` command (args: `provisioning.release.OtaArgs`) goes through these steps; each one is
 reported as a command result with status ``in_progress`` and ``output.stage``, the outcome as
 ``succeeded`` or ``failed`` (``output.reason``: ``bad_signature``, ``bad_manifest``, ``busy``,
-``download``, ``install``, ``selftest``, ``probation``, ``boot``, ``damaged``,
+``disk``, ``download``, ``install``, ``selftest``, ``probation``, ``boot``, ``damaged``,
 ``interrupted``; ``output.rolled_back`` when a switch was undone):
 
 1. **verify** the Ed25519 signature over the manifest's bytes (before downloading anything);
@@ -36,6 +36,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -64,6 +65,8 @@ Kind = Literal["models", "agent"]
 RELEASE_ENV = "RM_AGENT_RELEASE"
 #: The agent counts as healthy (its boot counter is reset) after running this long.
 HEALTHY_AFTER_S = 300.0
+#: Free space an install must leave on the data partition (the outbox lives there too).
+FREE_MARGIN = 128 << 20
 
 
 class UpdateHost(Protocol):
@@ -86,7 +89,7 @@ class UpdateHost(Protocol):
         ...
 
 
-Report = Callable[[CommandResult], None]
+Report = Callable[[CommandResult], object]
 
 
 class _Failed(Exception):
@@ -301,7 +304,11 @@ class Updater:
                     "failed", f"another update is in progress (command {busy})", reason="busy"
                 )
             current = store.current()
-            if current is not None and store.read_manifest(current).release == manifest.release:
+            try:
+                in_force = None if current is None else store.read_manifest(current).release
+            except (OSError, ValueError):
+                in_force = None
+            if in_force == manifest.release:
                 return CommandResult(
                     command_id=cid,
                     status="succeeded",
@@ -345,6 +352,7 @@ class Updater:
             self._progress(state, "download", size=manifest.artifact.size)
             artifact = store.downloads / f"{manifest.artifact.sha256}.tar.gz"
             store.clean_downloads(keep=artifact)
+            self._check_space(store, manifest)
             if not artifact.exists():
                 try:
                     download(
@@ -383,13 +391,23 @@ class Updater:
             log.exception("ota %s failed", cid)
             why = f"{type(exc).__name__}: {exc}"
             if state.get("slot") is not None and store.current() == state["slot"]:
-                with self._lock:
-                    self._rollback(manifest.kind, state, why, "install")
+                self._rollback(manifest.kind, state, why, "install")
             else:
                 self._final(state, "failed", why, reason="install")
         finally:
             with self._lock:
                 self._busy = None
+
+    def _check_space(self, store: SlotStore, manifest: ReleaseManifest) -> None:
+        """Refuse a release that would leave the data partition (and so the outbox) short."""
+        needed = manifest.artifact.size + sum(f.size for f in manifest.files) + FREE_MARGIN
+        free = shutil.disk_usage(store.root).free
+        if free < needed:
+            raise _Failed(
+                "disk",
+                f"{free} bytes free, the release needs {needed} (artifact, unpacked files and "
+                f"{FREE_MARGIN} to spare for the outbox)",
+            )
 
     # ------------------------------------------------------------------ models
 
@@ -414,24 +432,22 @@ class Updater:
             report: dict[str, Any] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
         else:
             report = run_selftest(reader, slot_dir, manifest)
+        # Lock order: the agent's lock (held while it reads) before the updater's. The agent is
+        # called here without holding ours; it counts no scan while the stage is "selftest".
+        if not report["passed"]:
+            self._rollback("models", state, "the self-test failed", "selftest", selftest=report)
+            return
+        log.info("models release %s passed its self-test (%s ms)", state["release"], report["ms"])
+        state["selftest"] = {"passed": True, "ms": report["ms"], "cases": len(report["cases"])}
+        if activate and reader is not None:
+            self._previous_reader = self.host.activate_reader(reader, slot_dir)
         with self._lock:
-            if not report["passed"]:
-                self._rollback("models", state, "the self-test failed", "selftest", selftest=report)
-                return
-            log.info(
-                "models release %s passed its self-test (%s ms)", state["release"], report["ms"]
-            )
-            state["selftest"] = {"passed": True, "ms": report["ms"], "cases": len(report["cases"])}
-            final = self.config.probation_scans == 0
-            if not final:
-                state["stage"] = "probation"
-                store.write_state(state)
-            if activate and reader is not None:
-                self._previous_reader = self.host.activate_reader(reader, slot_dir)
-            if final:
+            if self.config.probation_scans == 0:
                 self._commit("models", state)
-            else:
-                self._progress(state, "probation", scans_needed=self.config.probation_scans)
+                return
+            state["stage"] = "probation"
+            store.write_state(state)
+        self._progress(state, "probation", scans_needed=self.config.probation_scans)
 
     # ------------------------------------------------------------------ agent
 
@@ -520,7 +536,7 @@ class Updater:
         self._previous_reader = None
         log.info("%s release %s is final", kind, state["release"])
 
-    def _rollback(
+    def _rollback(  # called with the updater's lock only from the agent's scanning thread
         self,
         kind: Kind,
         state: dict[str, Any],

@@ -1,0 +1,1 @@
+"""Fleet management: enrolment, broker access, health, desired configuration and commands."""

@@ -415,14 +415,12 @@ class DeviceReportRepository:
         if not samples:
             return
         devices = {s.device_pk for s in samples}
-        last: dict[uuid.UUID, int] = {
-            pk: seq
-            for pk, seq in self.session.execute(
-                select(TelemetrySample.device_pk, func.max(TelemetrySample.seq))
-                .where(TelemetrySample.device_pk.in_(devices))
-                .group_by(TelemetrySample.device_pk)
-            )
-        }
+        rows_max = self.session.execute(
+            select(TelemetrySample.device_pk, func.max(TelemetrySample.seq))
+            .where(TelemetrySample.device_pk.in_(devices))
+            .group_by(TelemetrySample.device_pk)
+        )
+        last: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows_max}
         rows = []
         for s in samples:
             seq = (last.get(s.device_pk) or 0) + 1

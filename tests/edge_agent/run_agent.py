@@ -1,4 +1,8 @@
-"""Runs an agent with the quick reader in its own process (crash tests): run_agent.py CONFIG."""
+"""Runs an agent in its own process (crash and fleet tests): run_agent.py CONFIG [--pipeline].
+
+With the quick reader by default; ``--pipeline`` reads with the real pipeline (OTA tests). Exits
+with the agent's exit status (75 after a restart command), as `receipts agent` does.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from tests.edge_agent.helpers import QuickReader
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    agent = Agent(load_config(Path(sys.argv[1])), reader=QuickReader())
+    config = load_config(Path(sys.argv[1]))
+    agent = Agent(config) if "--pipeline" in sys.argv[2:] else Agent(config, reader=QuickReader())
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     agent.run()
+    sys.exit(agent.exit_code)

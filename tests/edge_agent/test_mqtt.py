@@ -128,6 +128,9 @@ class Recorder:
     def on_command(self, command: Command) -> None:
         self.commands.append(command)
 
+    def on_connected(self) -> None:
+        self.connects = getattr(self, "connects", 0) + 1
+
 
 def test_desired_config_and_commands_reach_the_handler(mosquitto, tmp_path: Path, caplog) -> None:
     host, port = mosquitto.host, mosquitto.port

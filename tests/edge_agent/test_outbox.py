@@ -89,3 +89,25 @@ def test_low_disk_refuses_new_scans(tmp_path: Path) -> None:
     assert box.admission() == "full"
     with pytest.raises(OutboxFull, match="free on disk"):
         box.add_scan("r", scan(1))
+
+
+def test_purge_drops_only_images_of_delivered_receipts_and_compacts(tmp_path: Path) -> None:
+    from edge_agent.outbox import OutMessage
+
+    box = Outbox(OutboxConfig(path=tmp_path / "o.db"))
+    for rid in ("delivered", "waiting"):
+        box.add_scan(
+            rid,
+            [
+                OutMessage(f"t/{rid}", b"{}", 1, "receipt"),
+                OutMessage(f"t/image/{rid}", b"i" * 200_000, 1, "image"),
+            ],
+        )
+    receipt_row = next(m for m in box.pending(limit=10) if m.receipt_id == "delivered")
+    box.delete(receipt_row.id)  # the PUBACK of the first receipt
+    report = box.purge()
+    assert report["images_dropped"] == 1 and report["bytes_dropped"] == 200_000
+    assert report["file_bytes_after"] < report["file_bytes_before"]
+    left = {(m.receipt_id, m.kind) for m in box.pending(limit=10)}
+    assert left == {("waiting", "receipt"), ("waiting", "image")}, "undelivered scans stay whole"
+    box.close()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
+from server.accounts import models as accounts_models  # noqa: F401  (users, audit...)
 from server.db import models  # noqa: F401  (registers the tables on Base.metadata)
 from server.db.base import Base
 from server.db.engine import create_db_engine
-from server.accounts import models as accounts_models  # noqa: F401  (users, audit...)
 from server.fleet import models as fleet_models  # noqa: F401  (the fleet's tables)
 
 config = context.config

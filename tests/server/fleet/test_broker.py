@@ -139,7 +139,7 @@ def test_a_claimed_device_is_confined_to_its_subtree_and_revocation_cuts_it_off(
     assert b.subscribe("rm/v1/dev/till-b/cmd/+")
     sent = stack.api("POST", "/devices/till-b/commands", json={"name": "rescan_last"})
     assert sent["status"] == "sent"
-    topic, payload = b.next_message()
+    topic, _payload = b.next_message()
     assert topic == device_topic("till-b", f"cmd/{sent['command_id']}")
     assert a.drain() == []
 

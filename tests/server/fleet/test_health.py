@@ -11,8 +11,9 @@ from models.protocol import StatusMessage, Telemetry, device_topic
 from server.fleet import health
 from server.fleet.models import TelemetrySample
 from server.images.local import LocalImageStore
+from server.ingest.interpret import Incoming
 from server.ingest.service import ingest_batch
-from tests.server.conftest import Db, Incoming, ingest, make_tenant
+from tests.server.conftest import Db, ingest, make_tenant
 from tests.server.fleet.conftest import api_client, auth, make_runtime
 from tests.server.helpers import receipt_message, receipt_topic
 
@@ -20,7 +21,12 @@ NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def test_device_state_rules():
-    def state(online=True, silent_s=10.0, telemetry=None, revoked=False):
+    def state(
+        online: bool = True,
+        silent_s: float | None = 10.0,
+        telemetry: dict[str, float] | None = None,
+        revoked: bool = False,
+    ) -> str:
         seen = NOW - dt.timedelta(seconds=silent_s) if silent_s is not None else None
         return health.device_state(
             online=online, last_seen_at=seen, telemetry=telemetry, revoked=revoked, now=NOW

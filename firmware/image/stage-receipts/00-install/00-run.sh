@@ -28,6 +28,19 @@ systemctl enable receipts-data-partition.service var-lib-receipts.mount \
 	receipts-firstboot.service receipts-agent.service
 CHROOT
 
+# --- the fleet's "reboot" command: the agent (user receipts, NoNewPrivileges) asks logind over
+#     D-Bus; this polkit rule lets exactly that user reboot, nothing else
+install -d "${ROOTFS_DIR}/etc/polkit-1/rules.d"
+cat > "${ROOTFS_DIR}/etc/polkit-1/rules.d/50-receipts-reboot.rules" <<'RULES'
+polkit.addRule(function(action, subject) {
+    if ((action.id == "org.freedesktop.login1.reboot" ||
+         action.id == "org.freedesktop.login1.reboot-multiple-sessions") &&
+        subject.user == "receipts") {
+        return polkit.Result.YES;
+    }
+});
+RULES
+
 # --- boot config: camera autodetect, hardware watchdog
 CONFIG_TXT="${ROOTFS_DIR}/boot/firmware/config.txt"
 grep -q '^camera_auto_detect=1' "${CONFIG_TXT}" || echo 'camera_auto_detect=1' >> "${CONFIG_TXT}"
