@@ -3,11 +3,12 @@
 One thread owns the connection and runs paho's network loop itself, so every callback (CONNACK,
 PUBACK, incoming messages) happens on that thread and needs no locks. Each connection is a fresh
 paho client with a clean session: the outbox, not paho's memory, is the only queue. While
-connected, `MqttLink` publishes stored messages in outbox order with at most
-`BrokerConfig.max_inflight` awaiting their PUBACK, and deletes a row only in `on_publish` (the
-PUBACK). When the connection drops, the in-flight window is forgotten with the client and the
-next connection replays every row still in the outbox, oldest first (the server is idempotent
-on the receipt id, so a message acknowledged but not yet deleted at a crash is harmless).
+connected, `MqttLink` publishes the outbox's due messages in order with at most
+`BrokerConfig.max_inflight` awaiting their PUBACK, marks a row sent in `on_publish` (the PUBACK),
+and deletes it when the server's delivery ack (`ack` topic) lists it (see edge_agent/outbox.py).
+When the connection drops, the in-flight window is forgotten with the client and the next
+connection sends again every row the server has not acknowledged, oldest first (the server is
+idempotent on the receipt id, so a second copy is harmless).
 
 Also: the last will ``offline`` on `status` (QoS 1, retained), ``online`` with versions on every
 connect (retained), an explicit ``offline`` on clean shutdown, reconnects with exponential
@@ -43,6 +44,7 @@ from edge_agent.outbox import Outbox
 from models.protocol import (
     Command,
     ConfigDesired,
+    DeliveryAck,
     ProtocolError,
     StatusMessage,
     Telemetry,
@@ -192,8 +194,8 @@ class MqttLink:
         self.published = 0  # messages acknowledged by the broker since start
         # per-connection state, touched only by the link's thread
         self._inflight: dict[int, int] = {}
-        self._cursor = 0
         self._connack: ReasonCode | None = None
+        self._next_due_check = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -278,7 +280,7 @@ class MqttLink:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
-        self._inflight, self._cursor, self._connack = {}, 0, None
+        self._inflight, self._connack = {}, None
         self._control_acks = {}
         return client
 
@@ -302,6 +304,9 @@ class MqttLink:
             if self._connack.is_failure:
                 break
             self._pump_control(client)
+            if time.monotonic() >= self._next_due_check:  # resends fall due with time
+                self._next_due_check = time.monotonic() + 1.0
+                self._wake.set()
             self._pump(client)
             if self._telemetry is not None and time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.telemetry_interval_s
@@ -317,7 +322,7 @@ class MqttLink:
         if room <= 0 or not self._wake.is_set():
             return
         self._wake.clear()
-        rows = self.outbox.pending(after_id=self._cursor, limit=room)
+        rows = self.outbox.due(limit=room, exclude=set(self._inflight.values()))
         for row in rows:
             info = client.publish(row.topic, row.payload, qos=row.qos)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
@@ -325,7 +330,6 @@ class MqttLink:
                 self._wake.set()
                 return
             self._inflight[info.mid] = row.id
-            self._cursor = row.id
             log.debug("published %s (outbox row %d, mid %d)", row.topic, row.id, info.mid)
         if len(rows) == room:  # the window is full: there may be more
             self._wake.set()
@@ -383,8 +387,13 @@ class MqttLink:
             stats.depth,
         )
         client.subscribe(
-            [(self._topic("config/desired"), 1), (self._topic("cmd/+"), 1)],
+            [
+                (self._topic("config/desired"), 1),
+                (self._topic("cmd/+"), 1),
+                (self._topic("ack"), 1),
+            ],
         )
+        self.outbox.resend_all()
         client.publish(self._topic("status"), self._status().to_json(), qos=1, retain=True)
         while not self._control.empty():  # what is still owed is queued again just below
             self._control.get_nowait()
@@ -426,7 +435,7 @@ class MqttLink:
         row = self._inflight.pop(mid, None)
         if row is None:  # status, telemetry: not from the outbox
             return
-        self.outbox.delete(row)
+        self.outbox.mark_sent(row)
         self.published += 1
         self._wake.set()
 
@@ -437,6 +446,9 @@ class MqttLink:
                 self._handler.on_config(decode(ConfigDesired, bytes(msg.payload)))
             elif parts.kind == "cmd":
                 self._handler.on_command(decode(Command, bytes(msg.payload)))
+            elif parts.kind == "ack":
+                forgotten = self.outbox.acknowledge(decode(DeliveryAck, bytes(msg.payload)))
+                log.debug("delivery ack from the server: %d outbox row(s) done", forgotten)
             else:
                 log.warning("ignored message on unexpected topic %s", msg.topic)
         except ProtocolError as exc:

@@ -1,13 +1,19 @@
-"""Durable SQLite outbox: every scan is stored here before it is published, and leaves on PUBACK.
+"""Durable SQLite outbox: every scan is stored here before it is published, and leaves only once
+the server has it.
 
 Contract:
 
 - `Outbox.add_scan` writes a scan's messages (the receipt JSON and, optionally, its image) in ONE
   transaction (WAL, ``synchronous=FULL``): once it returns, the scan survives ``kill -9`` and a
   power cut. Nothing is published before that.
-- A row is deleted only by `Outbox.delete`, which the publisher calls on the broker's PUBACK.
-  Rows are read in insertion order by `Outbox.pending`; after a (re)connect the publisher reads
-  them again from the start, so everything not acknowledged is replayed.
+- The publisher takes the rows to send from `Outbox.due` (oldest first) and calls
+  `Outbox.mark_sent` on the broker's PUBACK. With ``delivery: server_ack`` (the default) a sent
+  row stays until the server's delivery ack (`Outbox.acknowledge`, protocol topic ``ack``) says
+  the receipt or image is committed, or refused for good; a sent row without an ack is due again
+  after ``resend_after_s`` (doubling per attempt, at most an hour), and `Outbox.resend_all` makes
+  every unacknowledged row due at once after a reconnect. The broker's PUBACK alone is not
+  delivery: a broker restart can drop a message it acknowledged (models/protocol.py says when).
+  With ``delivery: broker_ack`` (for a server without delivery acks) PUBACK deletes the row.
 - The source key of a scan (for a watched folder: name, size and mtime of the file) is recorded
   in the same transaction, so an agent killed between storing a scan and moving its file does not
   read the file a second time after a restart.
@@ -32,6 +38,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,6 +46,7 @@ from typing import Literal
 from pydantic import Field
 
 from edge_agent.configbase import ConfigPath, StrictModel
+from models.protocol import DeliveryAck
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +59,9 @@ CREATE TABLE IF NOT EXISTS messages (
     payload     BLOB    NOT NULL,
     qos         INTEGER NOT NULL,
     size        INTEGER NOT NULL,
-    created_at  REAL    NOT NULL
+    created_at  REAL    NOT NULL,
+    sent_at     REAL,
+    attempts    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_receipt ON messages (receipt_id);
 CREATE TABLE IF NOT EXISTS sources (
@@ -63,6 +73,8 @@ CREATE TABLE IF NOT EXISTS sources (
 
 #: Source keys are kept this long (long enough to cover any restart after a crash).
 SOURCE_KEY_TTL_S = 7 * 24 * 3600
+#: Longest wait before a message without a delivery ack is sent again.
+MAX_RESEND_S = 3600.0
 
 
 class OutboxConfig(StrictModel):
@@ -97,6 +109,19 @@ class OutboxConfig(StrictModel):
         ge=0,
         description="New scans are refused while the outbox's disk has less free space than this.",
     )
+    delivery: Literal["server_ack", "broker_ack"] = Field(
+        default="server_ack",
+        description=(
+            "When a message leaves the outbox: 'server_ack' once the server's delivery ack says "
+            "it is committed (safe across broker restarts); 'broker_ack' on the broker's PUBACK "
+            "(only for a server that sends no delivery acks)."
+        ),
+    )
+    resend_after_s: float = Field(
+        default=60.0,
+        ge=0.1,
+        description="A sent message without a delivery ack is sent again after this (doubling).",
+    )
 
 
 class OutboxFull(RuntimeError):
@@ -125,9 +150,10 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class OutboxStats:
-    depth: int  # rows waiting for a PUBACK
+    depth: int  # rows the server has not acknowledged yet
     bytes: int  # their payload bytes
     receipts: int  # distinct scans among them
+    unacked: int = 0  # rows the broker took but the server has not acknowledged
 
 
 class Outbox:
@@ -143,6 +169,10 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "sent_at" not in columns:  # an outbox written before delivery acks
+            self._db.execute("ALTER TABLE messages ADD COLUMN sent_at REAL")
+            self._db.execute("ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
         self._db.execute(
             "DELETE FROM sources WHERE created_at < ?", (time.time() - SOURCE_KEY_TTL_S,)
         )
@@ -239,24 +269,82 @@ class Outbox:
             ).fetchall()
         return [StoredMessage(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows]
 
+    def due(self, limit: int, exclude: Collection[int] = ()) -> list[StoredMessage]:
+        """Up to `limit` messages to publish now, oldest first: never sent, or sent long enough
+        ago without a delivery ack. `exclude`: rows in flight on the current connection."""
+        now = time.time()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, receipt_id, kind, topic, payload, qos FROM messages"
+                " WHERE sent_at IS NULL"
+                " OR sent_at <= ? - MIN(? * (1 << MIN(MAX(attempts - 1, 0), 16)), ?)"
+                " ORDER BY id LIMIT ?",
+                (now, self.config.resend_after_s, MAX_RESEND_S, limit + len(exclude)),
+            ).fetchall()
+        out = [StoredMessage(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows]
+        return [m for m in out if m.id not in exclude][:limit]
+
+    def mark_sent(self, message_id: int) -> None:
+        """The broker has the message (PUBACK): wait for the server's ack, or forget it."""
+        with self._lock:
+            if self.config.delivery == "broker_ack":
+                self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            else:
+                self._db.execute(
+                    "UPDATE messages SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                    (time.time(), message_id),
+                )
+
+    def acknowledge(self, ack: DeliveryAck) -> int:
+        """Forget what the server's delivery ack lists; returns the number of rows deleted."""
+        targets = [(str(r), "receipt") for r in ack.receipts]
+        targets += [(str(r), "image") for r in ack.images]
+        for refused in ack.refused:
+            log.warning(
+                "server refused the %s of receipt %s for good (%s: %s); dropped from the outbox",
+                refused.kind,
+                refused.receipt_id,
+                refused.code,
+                refused.reason,
+            )
+            targets.append((str(refused.receipt_id), refused.kind))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            deleted = sum(
+                self._db.execute(
+                    "DELETE FROM messages WHERE receipt_id = ? AND kind = ?", target
+                ).rowcount
+                for target in targets
+            )
+            self._db.execute("COMMIT")
+        return deleted
+
+    def resend_all(self) -> None:
+        """Make every message without a delivery ack due now (after a reconnect)."""
+        with self._lock:
+            self._db.execute("UPDATE messages SET sent_at = NULL WHERE sent_at IS NOT NULL")
+
     def delete(self, message_id: int) -> None:
-        """Forget a message: call only once the broker has acknowledged it (PUBACK)."""
+        """Forget one message regardless of acks (housekeeping and tests)."""
         with self._lock:
             self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            depth, size, receipts = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(DISTINCT receipt_id) FROM messages"
+            depth, size, receipts, unacked = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(DISTINCT receipt_id),"
+                " COUNT(sent_at) FROM messages"
             ).fetchone()
-        return OutboxStats(depth=int(depth), bytes=int(size), receipts=int(receipts))
+        return OutboxStats(
+            depth=int(depth), bytes=int(size), receipts=int(receipts), unacked=int(unacked)
+        )
 
     # ------------------------------------------------------------------ housekeeping
 
     def purge(self) -> dict[str, int]:
         """The ``purge_outbox`` command: free the space of what the server already has.
 
-        Drops the stored images of receipts whose receipt message the broker has acknowledged
+        Drops the stored images of receipts whose receipt message the server has acknowledged
         (the server keeps the receipt; its image reference then has no image), forgets expired
         source keys, and compacts the file (WAL checkpoint, VACUUM), which otherwise never
         shrinks. Receipts not yet acknowledged are never touched.

@@ -1,29 +1,19 @@
-"""The broker's ACL, generated from the topic table of MQTT protocol v1 (ARCHITECTURE.md).
+"""The compose stack's broker ACL, from the device topics of `provisioning.mosquitto`.
 
 Each device may use only its own subtree (`%u` = its user name = its device id), and only in
-the direction the protocol gives each topic; the ingest user reads everything devices send; the
-server user writes desired config and commands. `python -m infra.mosquitto.acl > acl` writes
-the file the compose stack mounts (infra/mosquitto/acl; a test keeps it in step).
+the direction protocol v1 gives each topic (`DEVICE_PUBLISH`, `DEVICE_SUBSCRIBE`: the same
+tuples the registry-generated ACL uses); the ingest user reads everything devices send and
+writes delivery acks; the server user writes desired config, commands and acks and reads what
+devices send. `python -m infra.mosquitto.acl > acl` writes the file the compose stack mounts
+(infra/mosquitto/acl; a test keeps it in step).
 """
 
 from __future__ import annotations
 
 import sys
 
-ROOT = "rm/v1/dev"
-
-#: (topic under rm/v1/dev/{device_id}/, direction) from the protocol's table.
-DEVICE_TOPICS: tuple[tuple[str, str], ...] = (
-    ("receipt", "write"),
-    ("image/+", "write"),
-    ("status", "write"),
-    ("telemetry", "write"),
-    ("config/reported", "write"),
-    ("cmd/+/result", "write"),
-    ("config/desired", "read"),
-    ("cmd/+", "read"),
-    ("ack", "read"),
-)
+from models.protocol import TOPIC_ROOT as ROOT
+from provisioning.mosquitto import DEVICE_PUBLISH, DEVICE_SUBSCRIBE
 
 
 def render(ingest_user: str = "rm-ingest", server_user: str = "rm-server") -> str:
@@ -33,17 +23,18 @@ def render(ingest_user: str = "rm-ingest", server_user: str = "rm-server") -> st
         "# Ingest workers: everything devices send (shared subscription $share/ingest/...).",
         f"user {ingest_user}",
     ]
-    lines += [f"topic read {ROOT}/+/{t}" for t, d in DEVICE_TOPICS if d == "write"]
+    lines += [f"topic read {ROOT}/+/{t}" for t in DEVICE_PUBLISH]
     lines += [f"topic write {ROOT}/+/ack"]  # delivery acks, after each commit
     lines += [
         "",
         "# The server: desired configuration and commands to devices; what they report back.",
         f"user {server_user}",
     ]
-    lines += [f"topic write {ROOT}/+/{t}" for t, d in DEVICE_TOPICS if d == "read"]
-    lines += [f"topic read {ROOT}/+/{t}" for t, d in DEVICE_TOPICS if d == "write"]
+    lines += [f"topic write {ROOT}/+/{t}" for t in DEVICE_SUBSCRIBE]
+    lines += [f"topic read {ROOT}/+/{t}" for t in DEVICE_PUBLISH]
     lines += ["", "# Every device (user name = device id): its own subtree, in the protocol's way."]
-    lines += [f"pattern {d} {ROOT}/%u/{t}" for t, d in DEVICE_TOPICS]
+    lines += [f"pattern write {ROOT}/%u/{t}" for t in DEVICE_PUBLISH]
+    lines += [f"pattern read {ROOT}/%u/{t}" for t in DEVICE_SUBSCRIBE]
     return "\n".join(lines) + "\n"
 
 

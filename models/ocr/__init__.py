@@ -2,11 +2,13 @@
 
 from models.ocr.base import EngineUnavailable, OcrEngine, OcrError
 from models.ocr.engines import ENGINE_TYPES, OcrEngineConfig, build_engine
+from models.ocr.litert import LiteRTConfig
 from models.ocr.tesseract import TesseractConfig
 
 __all__ = [
     "ENGINE_TYPES",
     "EngineUnavailable",
+    "LiteRTConfig",
     "OcrEngine",
     "OcrEngineConfig",
     "OcrError",

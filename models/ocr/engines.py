@@ -15,13 +15,15 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from models.ocr.base import OcrEngine
+from models.ocr.litert import LiteRTConfig, LiteRTEngine
 from models.ocr.tesseract import TesseractConfig, TesseractEngine
 
 #: The config of any engine; the ``type`` key picks the schema and the class.
-OcrEngineConfig = Annotated[TesseractConfig, Field(discriminator="type")]
+OcrEngineConfig = Annotated[TesseractConfig | LiteRTConfig, Field(discriminator="type")]
 
 _ENGINES: dict[str, Callable[[Any, int], OcrEngine]] = {
     "tesseract": TesseractEngine,
+    "litert": LiteRTEngine,
 }
 
 #: The engine types a config may name.

@@ -108,3 +108,132 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
         trainer.fit(epochs)
     if do_export or export_only:
         export_and_evaluate(trainer, run_dir / "export")
+
+
+_RUN_OPTION = click.option(
+    "--out",
+    "run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder: config, checkpoints, logs.",
+)
+_EPOCHS_OPTION = click.option(
+    "--epochs",
+    default=40,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Total epochs for the run (not additional ones).",
+)
+_STEPS_OPTION = click.option(
+    "--steps-per-epoch",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Batches per epoch (new runs).",
+)
+_EXPORT_ONLY_OPTION = click.option(
+    "--export-only", is_flag=True, help="Only export and evaluate the best weights so far."
+)
+_RESUME_OPTION = click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Continue from the run folder's last checkpoint (--no-resume refuses a used folder).",
+)
+
+
+def _check_run_dir(run_dir: Path, resume: bool, export_only: bool) -> None:
+    if export_only and not (run_dir / "best.weights.h5").exists():
+        raise click.ClickException(
+            f"{run_dir} has no best.weights.h5 yet: wait for its first epoch"
+        )
+    if not resume and (run_dir / "ckpt").exists():
+        raise click.ClickException(
+            f"{run_dir} already has checkpoints; use --resume or another --out"
+        )
+
+
+@train.command()
+@_RUN_OPTION
+@_EPOCHS_OPTION
+@_STEPS_OPTION
+@_RESUME_OPTION
+@_EXPORT_ONLY_OPTION
+def detector(
+    run_dir: Path | None, epochs: int, steps_per_epoch: int | None, resume: bool, export_only: bool
+) -> None:
+    """Train the text-line detector on SROIE train pages + synthetic flat receipts."""
+    _tensorflow_or_explain()
+    from dataclasses import replace
+
+    from models.training.detector import DetectorConfig, DetectorTrainer, export_and_evaluate
+
+    run_dir = run_dir or DEFAULT_RUNS / "detector"
+    _check_run_dir(run_dir, resume, export_only)
+    cfg = DetectorConfig()
+    if steps_per_epoch:
+        cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
+    trainer = DetectorTrainer(run_dir, cfg)
+    if not export_only:
+        trainer.fit(epochs)
+    export_and_evaluate(trainer, run_dir / "export")
+
+
+@train.command()
+@_RUN_OPTION
+@_EPOCHS_OPTION
+@_STEPS_OPTION
+@_RESUME_OPTION
+@_EXPORT_ONLY_OPTION
+def finder(
+    run_dir: Path | None, epochs: int, steps_per_epoch: int | None, resume: bool, export_only: bool
+) -> None:
+    """Train the receipt finder on synthetic countertop photos (and empty countertops)."""
+    _tensorflow_or_explain()
+    from dataclasses import replace
+
+    from models.training.finder import FinderConfig, FinderTrainer, export_and_evaluate
+
+    run_dir = run_dir or DEFAULT_RUNS / "finder"
+    _check_run_dir(run_dir, resume, export_only)
+    cfg = FinderConfig()
+    if steps_per_epoch:
+        cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
+    trainer = FinderTrainer(run_dir, cfg)
+    if not export_only:
+        trainer.fit(epochs)
+    export_and_evaluate(trainer, run_dir / "export")
+
+
+@train.command()
+@click.argument("name", type=click.Choice(["recognizer", "detector", "finder"]))
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run folder whose export/ to publish.",
+)
+@click.option(
+    "--to",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model folder (models/artifacts or an OTA slot); its manifest.json is updated.",
+)
+@click.option(
+    "--precision", type=click.Choice(["int8", "float"]), default="int8", show_default=True
+)
+@click.option("--version", default=None, help="Version string (default: export time).")
+def publish(name: str, run_dir: Path, folder: Path, precision: str, version: str | None) -> None:
+    """Copy an exported model into a model folder and list it, with its sha256, in the manifest."""
+    from models.training.publish import publish as do_publish
+
+    try:
+        manifest = do_publish(
+            run_dir / "export", folder, name, precision=precision, version=version
+        )
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    entry = manifest.models[name]
+    click.echo(
+        f"{folder / entry.file}: {name} {entry.version}, {entry.bytes} bytes, {entry.sha256}"
+    )

@@ -2,7 +2,8 @@
 
 Called by `server.ingest.service.ingest_batch` inside the batch's transaction (it flushes, the
 worker commits and then acks). Redelivery is harmless: a reported configuration older than the
-one stored is ignored, a command keeps its first result, and a repeated heartbeat only adds a
+one stored is ignored, a command keeps its first final result (progress reports before it are
+replaced, any result after it is ignored), and a repeated heartbeat only adds a
 sample to a history that is pruned to its last N in the same transaction.
 """
 
@@ -101,6 +102,6 @@ def record_reports(
                 res.command_id,
                 o.device.device_id,
                 res.status,
-                "" if outcome == "recorded" else " (repeated result ignored)",
+                "" if outcome == "recorded" else " (after its final result: ignored)",
             )
     return result

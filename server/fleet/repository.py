@@ -37,6 +37,9 @@ from server.fleet.models import (
     TelemetrySample,
 )
 
+#: A command result that reports a step, not the outcome: a later result may replace it.
+IN_PROGRESS = "in_progress"
+
 # --------------------------------------------------------------------------- claim codes
 
 
@@ -479,13 +482,19 @@ class DeviceReportRepository:
         command_id: uuid.UUID,
         values: dict[str, Any],
     ) -> str:
-        """Store the first result of a command: ``recorded``, ``duplicate`` or ``unknown``."""
+        """Store a command's result: ``recorded``, ``ignored`` or ``unknown``.
+
+        A progress report (``in_progress``) is stored until a later result replaces it; the
+        first final result replaces it and is never replaced itself (a late progress report or
+        a repeated final result is ``ignored``). One conditional UPDATE, so concurrent results
+        for one command cannot both win.
+        """
         result = self.session.execute(
             update(DeviceCommand)
             .where(
                 DeviceCommand.id == command_id,
                 DeviceCommand.device_pk == device_pk,
-                DeviceCommand.result_at.is_(None),
+                DeviceCommand.result_at.is_(None) | (DeviceCommand.status == IN_PROGRESS),
             )
             .values(**values)
             .execution_options(synchronize_session=False)
@@ -497,4 +506,4 @@ class DeviceReportRepository:
             .select_from(DeviceCommand)
             .where(DeviceCommand.id == command_id, DeviceCommand.device_pk == device_pk)
         )
-        return "duplicate" if exists else "unknown"
+        return "ignored" if exists else "unknown"

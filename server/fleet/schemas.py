@@ -9,7 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DeviceState = Literal["online", "stale", "offline", "revoked"]
-CommandStatus = Literal["pending", "sent", "succeeded", "failed", "rejected", "expired"]
+CommandStatus = Literal[
+    "pending", "sent", "in_progress", "succeeded", "failed", "rejected", "expired"
+]
 
 
 class _In(BaseModel):
@@ -191,8 +193,9 @@ class CommandView(BaseModel):
     name: str
     args: dict[str, Any]
     status: CommandStatus = Field(
-        description="pending (not yet at the broker), sent, then the device's outcome; "
-        "expired when no result came before expires_at."
+        description="pending (not yet at the broker), sent, in_progress (the device's latest "
+        "progress report: output.stage), then the device's outcome; expired when no result "
+        "came before expires_at."
     )
     created_at: dt.datetime
     expires_at: dt.datetime | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,13 +14,22 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from models.protocol import DeliveryAck, device_topic, parse_topic
 from models.receipt import OcrLine, Receipt
 
 
 class Subscriber:
-    """A real MQTT client that records every message under a filter."""
+    """A real MQTT client that records every message under a filter.
 
-    def __init__(self, host: str, port: int, topic: str = "rm/v1/dev/#") -> None:
+    With `acks` (the default) it also plays the server's part of the protocol: it answers each
+    receipt and image with the delivery ack the ingest worker sends after its commit, so the
+    scanner's outbox forgets them.
+    """
+
+    def __init__(
+        self, host: str, port: int, topic: str = "rm/v1/dev/#", *, acks: bool = True
+    ) -> None:
+        self.acks = acks
         self.messages: list[mqtt.MQTTMessage] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -40,6 +50,16 @@ class Subscriber:
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             self.messages.append(msg)
+        if not self.acks:
+            return
+        parts = parse_topic(msg.topic)
+        if parts.kind == "receipt":
+            ack = DeliveryAck(receipts=[json.loads(msg.payload)["receipt_id"]])
+        elif parts.kind == "image":
+            ack = DeliveryAck(images=[uuid.UUID(str(parts.ident))])
+        else:
+            return
+        client.publish(device_topic(parts.device_id, "ack"), ack.to_json(), qos=1)
 
     def receipt_ids(self) -> set[str]:
         return {json.loads(m.payload)["receipt_id"] for m in self.on("/receipt")}

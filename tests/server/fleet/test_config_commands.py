@@ -165,6 +165,114 @@ def test_command_round_trip_idempotent_results_and_expiry(
     assert [c["name"] for c in listed] == ["upload_diagnostics"]
 
 
+def _progress(command_id: str, stage: str) -> CommandResult:
+    return CommandResult(
+        command_id=uuid.UUID(command_id),
+        status="in_progress",
+        detail=f"{stage}...",
+        output={"stage": stage},
+    )
+
+
+def test_progress_reports_are_replaced_until_the_first_final_result(
+    db: Db, store, client: TestClient
+):
+    acme = make_tenant(db, "Acme", "till-1")
+    h = auth(acme)
+    command_id = client.post(
+        COMMANDS.format("till-1"), json={"name": "install", "args": {"version": "2.0"}}, headers=h
+    ).json()["command_id"]
+    url = COMMANDS.format("till-1") + f"/{command_id}"
+    topic = device_topic("till-1", f"cmd/{command_id}/result")
+
+    ingest(db, store, [(topic, _progress(command_id, "download").to_json())])
+    seen = client.get(url, headers=h).json()
+    assert (seen["status"], seen["detail"], seen["output"]) == (
+        "in_progress",
+        "download...",
+        {"stage": "download"},
+    )
+    first_at = seen["result_at"]
+    assert first_at is not None
+
+    # two steps in one batch: the later one is what shows
+    out = ingest(
+        db,
+        store,
+        [
+            (topic, _progress(command_id, "install").to_json()),
+            (topic, _progress(command_id, "selftest").to_json()),
+        ],
+    )
+    assert out.refused == []
+    seen = client.get(url, headers=h).json()
+    assert (seen["status"], seen["output"]) == ("in_progress", {"stage": "selftest"})
+    listed = client.get(COMMANDS.format("till-1"), headers=h).json()["items"]
+    assert [c["status"] for c in listed] == ["in_progress"]
+
+    done = CommandResult(
+        command_id=uuid.UUID(command_id), status="succeeded", output={"version": "2.0"}
+    )
+    ingest(db, store, [(topic, done.to_json())])
+    seen = client.get(url, headers=h).json()
+    assert (seen["status"], seen["detail"], seen["output"]) == (
+        "succeeded",
+        "",
+        {"version": "2.0"},
+    )
+    assert seen["result_at"] >= first_at
+
+
+def test_a_final_result_is_kept_against_late_progress_and_duplicates(
+    db: Db, store, client: TestClient
+):
+    acme = make_tenant(db, "Acme", "till-1")
+    h = auth(acme)
+    ids = [
+        client.post(COMMANDS.format("till-1"), json={"name": n}, headers=h).json()["command_id"]
+        for n in ("reboot", "install")
+    ]
+    reboot, install = ids
+    reboot_topic = device_topic("till-1", f"cmd/{reboot}/result")
+    install_topic = device_topic("till-1", f"cmd/{install}/result")
+
+    # the final result first, then a progress report redelivered late: the final one stays
+    succeeded = CommandResult(command_id=uuid.UUID(reboot), status="succeeded", detail="up again")
+    ingest(db, store, [(reboot_topic, succeeded.to_json())])
+    ingest(db, store, [(reboot_topic, _progress(reboot, "restart").to_json())])
+    seen = client.get(COMMANDS.format("till-1") + f"/{reboot}", headers=h).json()
+    assert (seen["status"], seen["detail"], seen["output"]) == ("succeeded", "up again", {})
+
+    # a final result after progress, then copies of it and a different final: the first stays
+    failed = CommandResult(command_id=uuid.UUID(install), status="failed", detail="selftest failed")
+    out = ingest(
+        db,
+        store,
+        [
+            (install_topic, _progress(install, "selftest").to_json()),
+            (install_topic, failed.to_json()),
+            (install_topic, failed.to_json()),
+        ],
+    )
+    assert out.refused == []
+    first = client.get(COMMANDS.format("till-1") + f"/{install}", headers=h).json()
+    other = CommandResult(command_id=uuid.UUID(install), status="succeeded", output={"x": 1})
+    ingest(
+        db,
+        store,
+        [
+            (install_topic, failed.to_json()),
+            (install_topic, other.to_json()),
+            (install_topic, _progress(install, "probation").to_json()),
+        ],
+    )
+    seen = client.get(COMMANDS.format("till-1") + f"/{install}", headers=h).json()
+    assert seen == first
+    assert (seen["status"], seen["detail"], seen["output"]) == ("failed", "selftest failed", {})
+    with db.sessions() as session:
+        assert list(session.scalars(select(DeadLetter))) == []
+
+
 def test_command_validation_and_tenancy(db: Db, client: TestClient):
     acme = make_tenant(db, "Acme", "till-1")
     rival = make_tenant(db, "Rival")

@@ -90,7 +90,9 @@ def _receipt_with_schema(schema: str) -> bytes:
         (image_topic("scanner-1", uuid.uuid4()), jpeg_bytes()[:200], "invalid_image"),
         ("rm/v1/dev/scanner-1/image/not-a-uuid", jpeg_bytes(), "bad_topic"),
         ("elsewhere/topic", b"{}", "bad_topic"),
-        (device_topic("scanner-1", "config/reported"), b"{}", "unsupported_topic"),
+        (device_topic("scanner-1", "config/desired"), b"{}", "unsupported_topic"),
+        (device_topic("scanner-1", "config/reported"), b"{}", "invalid_payload"),
+        (device_topic("scanner-1", "cmd/c1/result"), b'{"schema": "1.0"}', "invalid_payload"),
     ],
 )
 def test_bad_input_is_refused_with_its_code(topic: str, payload: bytes, code: str):

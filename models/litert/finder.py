@@ -1,0 +1,68 @@
+"""The LiteRT receipt finder: the trained corner model behind the `ReceiptFinder` protocol.
+
+Loads ``finder`` from a model folder (sha256 checked against its manifest), runs it on the frame
+resized to its input (`models.litert.corners`), and answers None when its presence score is
+below the threshold, so an empty countertop never gets a quad. Corners come back clockwise from
+the top-left in the frame's pixels; a quad covering most of the frame is reported as a flat
+scan (the paper fills the picture), as the contract in `models.document.finder` asks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.document.finder import Detection
+from models.document.geometry import order_corners, quad_area
+from models.litert.corners import INPUT_SIZE, decode_heatmaps, prepare_frame
+from models.litert.runtime import load_model
+
+logger = logging.getLogger(__name__)
+
+
+class LiteRTFinder:
+    """`ReceiptFinder` running the int8 finder model; see the module docstring."""
+
+    name = "litert"
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        model_name: str = "finder",
+        num_threads: int = 1,
+        presence_threshold: float = 0.5,
+        flat_area: float = 0.85,
+        xnnpack: bool = True,
+    ) -> None:
+        self._model = load_model(folder, model_name, num_threads=num_threads, xnnpack=xnnpack)
+        entry = self._model.entry
+        self.version = entry.version if entry else "unknown"
+        self._input_size = (
+            (int(entry.input["width"]), int(entry.input["height"]))
+            if entry and {"width", "height"} <= entry.input.keys()
+            else INPUT_SIZE
+        )
+        self._threshold = presence_threshold
+        self._flat_area = flat_area
+
+    def find(self, image: np.ndarray) -> Detection | None:
+        """The receipt's outline in a BGR uint8 frame, or None when the model sees none."""
+        height, width = image.shape[:2]
+        rgb = (
+            cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            if image.ndim == 3
+            else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        )
+        outputs = self._model.run(prepare_frame(rgb, self._input_size)[None])
+        by_rank = sorted(outputs, key=lambda o: o.ndim)
+        presence, maps = float(by_rank[0].reshape(-1)[0]), by_rank[-1][0]
+        if presence < self._threshold:
+            logger.debug("finder: no receipt (presence %.2f)", presence)
+            return None
+        quad = order_corners(decode_heatmaps(maps, (width, height)))
+        flat = quad_area(quad) >= self._flat_area * width * height
+        return Detection(quad=quad, score=presence, flat_scan=flat)

@@ -1,0 +1,197 @@
+"""The text-line detector's geometry, shared by its training and the engine (NumPy + OpenCV only).
+
+The detector sees the rectified receipt in grey, scaled so that its width is `width` pixels
+(receipts are narrow and hold 30 to 50 characters a row, so this fixes the text's size better
+than the long side does) unless its height would pass `max_side`, and padded to a multiple of
+`STRIDE`. It answers one probability per pixel that the pixel lies in the *core* of a text line:
+the line's box shrunk to `CORE_HEIGHT` of its height (and by a quarter of its height at each
+end), so the cores of adjacent rows never touch. A line's box is found back by taking each
+connected core and growing it by the inverse of that shrink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+STRIDE = 32
+#: A core is this share of its line's height, centred.
+CORE_HEIGHT = 0.5
+#: ...and is shortened by this share of the line's height at each end.
+CORE_END = 0.25
+
+Quad = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class PageScale:
+    """How a page was scaled and padded for the detector."""
+
+    scale: float
+    width: int  # scaled content, before padding
+    height: int
+
+
+def page_scale(width: int, height: int, target_width: int = 384, max_side: int = 1280) -> PageScale:
+    """The scale that gives the page `target_width` columns, unless its height passes `max_side`."""
+    scale = target_width / max(width, 1)
+    if height * scale > max_side:
+        scale = max_side / max(height, 1)
+    return PageScale(scale, max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+def prepare_page(
+    gray: np.ndarray, target_width: int = 384, max_side: int = 1280
+) -> tuple[np.ndarray, PageScale]:
+    """The detector's input [H, W] float32 in [0, 1] (padded white to STRIDE), and its scale."""
+    if gray.ndim == 3:
+        gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
+    ps = page_scale(gray.shape[1], gray.shape[0], target_width, max_side)
+    interp = cv2.INTER_AREA if ps.scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(gray, (ps.width, ps.height), interpolation=interp)
+    h = -(-ps.height // STRIDE) * STRIDE
+    w = -(-ps.width // STRIDE) * STRIDE
+    page = np.full((h, w), 1.0, np.float32)
+    page[: ps.height, : ps.width] = small.astype(np.float32) / 255.0
+    return page, ps
+
+
+def core_of(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """The core (x0, y0, x1, y1) of an axis-aligned line box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    h = max(y1 - y0, 1e-6)
+    cy = (y0 + y1) / 2
+    end = min(CORE_END * h, (x1 - x0) / 4)
+    return x0 + end, cy - CORE_HEIGHT * h / 2, x1 - end, cy + CORE_HEIGHT * h / 2
+
+
+def core_target(shape: tuple[int, int], boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    """The uint8 {0, 1} target map of the cores of `boxes` (in the map's pixels)."""
+    target = np.zeros(shape, np.uint8)
+    for box in boxes:
+        x0, y0, x1, y1 = core_of(box)
+        ix0, iy0 = max(0, round(x0)), max(0, round(y0))
+        ix1, iy1 = min(shape[1], max(ix0 + 1, round(x1))), min(shape[0], max(iy0 + 1, round(y1)))
+        target[iy0:iy1, ix0:ix1] = 1
+    return target
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """A found line: its quad (clockwise from top-left) in page pixels and its mean probability."""
+
+    quad: Quad
+    score: float
+
+
+def boxes_from_map(
+    prob: np.ndarray,
+    scale: float = 1.0,
+    threshold: float = 0.5,
+    min_score: float = 0.6,
+    min_core_height: float = 1.0,
+) -> list[TextBox]:
+    """Line boxes from a core probability map, grown back to full lines, in reading order.
+
+    `scale` is `PageScale.scale`: boxes come back in the original page's pixels.
+    """
+    binary = (prob >= threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
+    out: list[TextBox] = []
+    for k in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[k])
+        if h < min_core_height or area < 3:
+            continue
+        score = float(prob[labels == k].mean())
+        if score < min_score:
+            continue
+        # Grow the core back: height / CORE_HEIGHT, ends by CORE_END of the full height.
+        full_h = h / CORE_HEIGHT
+        cy = y + h / 2
+        end = CORE_END * full_h
+        x0, x1 = (x - end) / scale, (x + w + end) / scale
+        y0, y1 = (cy - full_h / 2) / scale, (cy + full_h / 2) / scale
+        out.append(TextBox(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), score))
+    return reading_order(out)
+
+
+def reading_order(boxes: list[TextBox]) -> list[TextBox]:
+    """Top to bottom by rows (boxes whose centres are within half a height share a row), then
+    left to right."""
+    rows: list[list[TextBox]] = []
+    for b in sorted(boxes, key=lambda b: (b.quad[0][1] + b.quad[2][1]) / 2):
+        cy = (b.quad[0][1] + b.quad[2][1]) / 2
+        h = b.quad[2][1] - b.quad[0][1]
+        if rows:
+            last = rows[-1][0]
+            last_cy = (last.quad[0][1] + last.quad[2][1]) / 2
+            if abs(cy - last_cy) < h / 2:
+                rows[-1].append(b)
+                continue
+        rows.append([b])
+    return [b for row in rows for b in sorted(row, key=lambda b: b.quad[0][0])]
+
+
+def quad_iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:
+    """Intersection over union of two convex quads."""
+    pa, pb = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    area_a, area_b = abs(cv2.contourArea(pa)), abs(cv2.contourArea(pb))
+    if area_a <= 0 or area_b <= 0:
+        return 0.0
+    inter, _ = cv2.intersectConvexConvex(pa, pb)
+    union = area_a + area_b - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class DetectionScore:
+    """Matched boxes at an IoU threshold, summed over pages."""
+
+    true_pos: int
+    predicted: int
+    truth: int
+
+    @property
+    def precision(self) -> float:
+        return self.true_pos / max(self.predicted, 1)
+
+    @property
+    def recall(self) -> float:
+        return self.true_pos / max(self.truth, 1)
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def __add__(self, other: DetectionScore) -> DetectionScore:
+        return DetectionScore(
+            self.true_pos + other.true_pos,
+            self.predicted + other.predicted,
+            self.truth + other.truth,
+        )
+
+
+def match_boxes(
+    predicted: Sequence[Sequence[Sequence[float]]],
+    truth: Sequence[Sequence[Sequence[float]]],
+    iou: float = 0.5,
+) -> DetectionScore:
+    """One-to-one greedy matching, best IoU first; a pair counts at IoU >= `iou`."""
+    pairs = []
+    for i, p in enumerate(predicted):
+        for j, t in enumerate(truth):
+            v = quad_iou(p, t)
+            if v >= iou:
+                pairs.append((v, i, j))
+    pairs.sort(reverse=True)
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    for _, i, j in pairs:
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return DetectionScore(len(used_p), len(predicted), len(truth))

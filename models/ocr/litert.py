@@ -1,0 +1,208 @@
+"""The LiteRT OCR engine: int8 text-line detector, then the int8 CTC line recognizer.
+
+Models come from a model folder (`models/artifacts/` or an OTA slot) and are checked against
+its manifest's sha256 before loading (`models.litert`). `read_lines` finds the lines with the
+detector (`models.litert.textmap`: core probability map -> boxes), cuts each box out, and reads
+all crops with the recognizer; `recognize_crops` reads given crops (ground-truth boxes).
+
+Crops are scaled to the recognizer's height (32 px), grouped into buckets of similar width
+(padded right to a multiple of `bucket` pixels with their last column) and run `batch` at a
+time; each crop is decoded from its own time steps only (greedy CTC, class 0 the blank), with
+one confidence per character (its best step's probability).
+
+Until a trained detector is in the folder, the engine refuses to start with
+`EngineUnavailable` unless `require_detector` is off (recognition of given crops only).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from models.litert import LiteRTModel, ManifestError, RuntimeUnavailable, load_manifest, load_model
+from models.litert.textmap import boxes_from_map, prepare_page
+from models.ocr.base import EngineUnavailable, OcrError
+from models.ocr.config import EngineConfigBase
+from models.receipt import OcrLine
+from models.training.charset import Charset
+from models.training.metrics import greedy_decode
+
+logger = logging.getLogger(__name__)
+
+KEY = "litert"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+#: Time steps per input column of the recognizer (its pooling).
+WIDTH_STRIDE = 4
+#: Margin around a detected box, share of its height (the recognizer was trained with it).
+CROP_PAD = 0.1
+
+
+class LiteRTConfig(EngineConfigBase):
+    """The on-device models run by LiteRT."""
+
+    type: Literal["litert"] = Field(default="litert", title="Engine type")
+    model_dir: Path | None = Field(
+        default=None,
+        title="Model folder",
+        description="Folder with manifest.json and the .tflite files; unset: models/artifacts.",
+    )
+    recognizer: str = Field(default="recognizer", title="Recognizer's name in the manifest")
+    detector: str = Field(default="detector", title="Detector's name in the manifest")
+    require_detector: bool = Field(
+        default=True,
+        title="Require the detector",
+        description="Off only to recognise given crops (evaluation on ground-truth boxes).",
+    )
+    xnnpack: bool = Field(default=True, title="Use the XNNPACK CPU delegate")
+    bucket: int = Field(
+        default=64, ge=4, le=1024, title="Width bucket", description="Crops are padded to this."
+    )
+    batch: int = Field(default=16, ge=1, le=256, title="Crops per recognizer call")
+    max_width: int = Field(
+        default=1600, ge=64, title="Widest crop", description="Wider crops are squeezed to this."
+    )
+    detector_threshold: float = Field(default=0.5, gt=0, lt=1, title="Core probability threshold")
+    detector_min_score: float = Field(default=0.6, gt=0, lt=1, title="Least mean core probability")
+
+
+class LiteRTEngine:
+    """`OcrEngine` running the int8 models; see the module docstring."""
+
+    name = KEY
+
+    def __init__(self, config: LiteRTConfig, threads: int = 1) -> None:
+        self._config = config
+        folder = config.model_dir or ARTIFACTS
+        try:
+            manifest = load_manifest(folder)
+            self._recognizer = load_model(
+                folder, config.recognizer, num_threads=threads, xnnpack=config.xnnpack
+            )
+            self._detector: LiteRTModel | None = None
+            if config.detector in manifest.models:
+                self._detector = load_model(
+                    folder, config.detector, num_threads=threads, xnnpack=config.xnnpack
+                )
+        except (ManifestError, RuntimeUnavailable, RuntimeError) as exc:
+            raise EngineUnavailable(f"the LiteRT OCR engine cannot start: {exc}") from exc
+        if self._detector is None and config.require_detector:
+            raise EngineUnavailable(
+                f"the LiteRT OCR engine has no text-line detector: {folder / 'manifest.json'} "
+                f"lists no model named {config.detector!r} (train one with `receipts train "
+                f"detector`); use `type: tesseract` meanwhile"
+            )
+        entry = self._recognizer.entry
+        assert entry is not None  # load_model always sets it
+        if not entry.charset:
+            raise EngineUnavailable(f"the manifest's {config.recognizer!r} entry has no charset")
+        self._charset = Charset(entry.charset)
+        self._height = int(entry.input.get("height", 32))
+        det = self._detector.entry if self._detector else None
+        self._det_width = int(det.input.get("width", 384)) if det else 384
+        self._det_max_side = int(det.input.get("max_side", 1280)) if det else 1280
+        self.version = entry.version + (f"+det-{det.version}" if det else "")
+
+    @property
+    def timings_ms(self) -> dict[str, float]:
+        """Total milliseconds spent in each model since the engine started."""
+        out = {"recognizer": round(self._recognizer.timings.total_ms, 2)}
+        if self._detector is not None:
+            out["detector"] = round(self._detector.timings.total_ms, 2)
+        return out
+
+    def read_lines(self, image: np.ndarray) -> list[OcrLine]:
+        if self._detector is None:
+            raise EngineUnavailable(
+                "the LiteRT engine was started without a text-line detector "
+                "(require_detector off): it can only recognise given crops"
+            )
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        page, ps = prepare_page(gray, self._det_width, self._det_max_side)
+        try:
+            (prob,) = self._detector.run(page[None, :, :, None])
+        except (ValueError, RuntimeError) as exc:
+            raise OcrError(f"the LiteRT detector failed on a {gray.shape} image: {exc}") from exc
+        found = boxes_from_map(
+            prob[0, :, :, 0],
+            ps.scale,
+            threshold=self._config.detector_threshold,
+            min_score=self._config.detector_min_score,
+        )
+        h, w = gray.shape[:2]
+        quads = [
+            tuple((min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)) for x, y in b.quad)
+            for b in found
+        ]
+        crops = [_crop(gray, q) for q in quads]
+        read = self._recognize(crops)
+        lines: list[OcrLine] = []
+        for q, (text, conf, chars) in zip(quads, read, strict=True):
+            if not text.strip():
+                continue
+            lines.append(
+                OcrLine(
+                    id=len(lines),
+                    text=text,
+                    box=(q[0], q[1], q[2], q[3]),
+                    confidence=conf,
+                    char_confidences=chars,
+                )
+            )
+        return lines
+
+    def recognize_crops(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        return [(text, conf) for text, conf, _ in self._recognize(crops)]
+
+    def _recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float]]]:
+        """Text, line confidence (mean of its characters') and per-character confidences."""
+        out: list[tuple[str, float, list[float]]] = [("", 0.0, [])] * len(crops)
+        scaled: dict[int, np.ndarray] = {}
+        for k, crop in enumerate(crops):
+            if crop.size == 0 or min(crop.shape[:2]) < 2:
+                continue
+            scaled[k] = self._to_input(crop)
+        buckets: dict[int, list[int]] = {}
+        for k, img in scaled.items():
+            width = -(-img.shape[1] // self._config.bucket) * self._config.bucket
+            buckets.setdefault(width, []).append(k)
+        for width, members in sorted(buckets.items()):
+            for start in range(0, len(members), self._config.batch):
+                chunk = members[start : start + self._config.batch]
+                batch = np.empty((len(chunk), self._height, width, 1), np.float32)
+                for row, k in enumerate(chunk):
+                    img = scaled[k]
+                    batch[row, :, :, 0] = np.pad(img, ((0, 0), (0, width - img.shape[1])), "edge")
+                try:
+                    (logits,) = self._recognizer.run(batch)
+                except (ValueError, RuntimeError) as exc:
+                    raise OcrError(f"the LiteRT recognizer failed: {exc}") from exc
+                for row, k in enumerate(chunk):
+                    steps = -(-scaled[k].shape[1] // WIDTH_STRIDE)
+                    text, confs = greedy_decode(logits[row, :steps], self._charset)
+                    conf = float(np.mean(confs)) if confs else 0.0
+                    out[k] = (text, conf, [round(c, 4) for c in confs])
+        return out
+
+    def _to_input(self, crop: np.ndarray) -> np.ndarray:
+        """A grey crop scaled to the recognizer's height, float in [0, 1]."""
+        gray = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        h, w = gray.shape[:2]
+        width = min(max(self._height, round(w * self._height / h)), self._config.max_width)
+        interp = cv2.INTER_AREA if h > self._height else cv2.INTER_LINEAR
+        small = cv2.resize(gray, (width, self._height), interpolation=interp)
+        return np.asarray(small, np.float32) / 255.0
+
+
+def _crop(gray: np.ndarray, quad: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """An upright crop of an axis-aligned box with the recognizer's margin."""
+    (x0, y0), _, (x1, y1), _ = quad
+    m = CROP_PAD * (y1 - y0)
+    h, w = gray.shape[:2]
+    top, bottom = max(0, int(y0 - m)), min(h, int(np.ceil(y1 + m)))
+    left, right = max(0, int(x0 - m)), min(w, int(np.ceil(x1 + m)))
+    return gray[top:bottom, left:right]

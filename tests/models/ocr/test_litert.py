@@ -1,0 +1,85 @@
+"""The LiteRT engine: config, manifest checks at start-up, batched recognition and decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from models.ocr import EngineUnavailable, LiteRTConfig, OcrEngine, OcrEngineConfig, build_engine
+from tests.models.litert.conftest import make_folder
+
+
+def blocks(n: int, height: int = 16, size: int = 16) -> np.ndarray:
+    """A white crop with `n` dark square blocks separated by white gaps."""
+    crop = np.full((height, size * (2 * n + 1)), 255, np.uint8)
+    for k in range(n):
+        crop[:, size * (2 * k + 1) : size * (2 * k + 2)] = 0
+    return crop
+
+
+@pytest.fixture
+def engine(tmp_path) -> OcrEngine:
+    folder = make_folder(tmp_path / "models")
+    return build_engine(LiteRTConfig(model_dir=folder, require_detector=False, bucket=32, batch=3))
+
+
+def test_the_config_union_picks_litert_and_rejects_unknown_keys(tmp_path):
+    adapter: TypeAdapter[OcrEngineConfig] = TypeAdapter(OcrEngineConfig)
+    config = adapter.validate_python({"type": "litert", "model_dir": str(tmp_path)})
+    assert isinstance(config, LiteRTConfig) and config.model_dir == tmp_path
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"type": "litert", "treads": 2})
+
+
+def test_crops_are_read_in_order_across_width_buckets_and_batches(engine):
+    crops = [blocks(n) for n in (3, 1, 5, 2, 2, 4, 1)]
+    crops.insert(2, np.zeros((0, 0), np.uint8))  # an empty crop reads as nothing
+    crops.insert(4, np.dstack([blocks(2)] * 3))  # BGR crops are read too
+    results = engine.recognize_crops(crops)
+    assert [t for t, _ in results] == ["aaa", "a", "", "aaaaa", "aa", "aa", "aa", "aaaa", "a"]
+    assert results[2][1] == 0.0
+    assert all(0.5 < c <= 1.0 for t, c in results if t)
+    assert engine.name == "litert" and engine.version == "test-1"
+
+
+def test_a_white_crop_reads_empty(engine):
+    assert engine.recognize_crops([np.full((16, 64), 255, np.uint8)]) == [("", 0.0)]
+
+
+def test_without_a_detector_it_refuses_to_start_or_to_read_pages(tmp_path, engine):
+    folder = make_folder(tmp_path / "m")
+    with pytest.raises(EngineUnavailable, match=r"no text-line detector.*receipts train detector"):
+        build_engine(LiteRTConfig(model_dir=folder))
+    with pytest.raises(EngineUnavailable, match="only recognise given crops"):
+        engine.read_lines(np.full((64, 64, 3), 255, np.uint8))
+
+
+def test_a_missing_folder_or_tampered_model_makes_it_unavailable(tmp_path):
+    with pytest.raises(EngineUnavailable, match="does not exist"):
+        build_engine(LiteRTConfig(model_dir=tmp_path / "none", require_detector=False))
+    folder = make_folder(tmp_path / "m")
+    (folder / "tiny_ctc_int8.tflite").write_bytes(b"\0" * 100)
+    with pytest.raises(EngineUnavailable, match="does not match its manifest"):
+        build_engine(LiteRTConfig(model_dir=folder, require_detector=False))
+
+
+def test_read_lines_detects_then_reads_each_line_in_reading_order(tmp_path):
+    folder = make_folder(tmp_path / "models")
+    make_folder(folder, "tiny_core_int8.tflite", name="detector")
+    engine = build_engine(LiteRTConfig(model_dir=folder))
+    page = np.full((300, 384, 3), 255, np.uint8)  # 384 wide: the detector's scale is 1
+    page[100:116, 320:360] = 0  # second row, right segment
+    page[40:56, 40:200] = 0  # first row
+    page[100:116, 60:300] = 0  # second row, left segment
+    lines = engine.read_lines(page)
+    assert [ln.text for ln in lines] == ["a", "a", "a"]
+    assert [ln.id for ln in lines] == [0, 1, 2]
+    # Each core (the dark bar) grows back to a line twice its height, longer by a quarter of
+    # that height at each end.
+    (x0, y0), _, (x1, y1), _ = lines[0].box
+    assert (x0, y0, x1, y1) == pytest.approx((32, 32, 208, 64), abs=1.5)
+    assert lines[1].box[0][0] < lines[2].box[0][0]
+    assert lines[1].box[0][1] == pytest.approx(92, abs=1.5)
+    assert all(ln.char_confidences and len(ln.char_confidences) == 1 for ln in lines)
+    assert engine.read_lines(np.full((200, 384, 3), 255, np.uint8)) == []
