@@ -208,3 +208,19 @@ def find_address(page: Page, header: list[Line], skip: set[int], after: int = -1
     postcode = any(has_postcode(ln.text) for ln in run)
     confidence = 0.35 + 0.1 * min(score, 4.0) + 0.15 * postcode
     return Found(value, [ln.id for ln in run], round(min(confidence, 0.95), 3))
+
+
+def street_words(text: str) -> int:
+    """How many street or building words the text has ('JALAN', 'STREET', 'Hauptstraße')."""
+    folded = fold(text)
+    return len(_STREET.findall(folded)) + len(_STREET_SUFFIX.findall(folded))
+
+
+def names_place(text: str) -> bool:
+    """A region, state, country or big city in the text."""
+    return bool(_PLACE.search(fold(text)))
+
+
+def starts_with_number(text: str) -> bool:
+    """A house number first: '12 High Street', 'NO 5, JALAN ...'."""
+    return bool(_HOUSE_NUMBER.match(text.upper()))

@@ -17,6 +17,7 @@ from models.extraction.candidates import MoneyCandidate, money_candidates
 from models.extraction.category import categorise
 from models.extraction.consistency import Totals, choose_totals
 from models.extraction.dates import DateMatch, find_dates, find_time, month_first_evidence
+from models.extraction.header_model import read_header as learned_header
 from models.extraction.identifiers import (
     find_card,
     find_payment_method,
@@ -26,6 +27,8 @@ from models.extraction.identifiers import (
 )
 from models.extraction.items import find_items
 from models.extraction.layout import Page, build_page
+from models.extraction.linear import LineModels
+from models.extraction.linear import load as load_models
 from models.extraction.merchant import find_merchant, header_lines
 from models.receipt import (
     DateField,
@@ -45,6 +48,9 @@ REVIEW_THRESHOLD = 0.5
 
 #: The committed calibration table (fitted on the SROIE train split by `receipts eval calibrate`).
 DEFAULT_CALIBRATION = load_calibration()
+
+#: The committed learned scorers (fitted on the SROIE train split by `receipts eval train-lines`).
+DEFAULT_MODELS = load_models()
 
 
 @dataclass(frozen=True)
@@ -162,15 +168,44 @@ def _calibrate(
     return fields.model_copy(update=update)
 
 
+def rule_header(page: Page, merchant: _Found | None = None) -> tuple[_Found | None, _Found | None]:
+    """The merchant and address by the hand rules; the address after `merchant` when given."""
+    header = header_lines(page)
+    if merchant is None:
+        address = find_address(page, header, set())
+        address_start = header.index(page.by_id(address.lines[0])) if address else None
+        merchant, _ = find_merchant(page, address_start)
+    if merchant is None:
+        return None, find_address(page, header, set())
+    in_header = [k for k, ln in enumerate(header) if ln.id in merchant.lines]
+    return merchant, find_address(page, header, set(merchant.lines), max(in_header, default=-1))
+
+
+def read_header(page: Page, models: LineModels) -> tuple[_Found | None, _Found | None]:
+    """The merchant and address: a learned run scorer (which sees the rules' choices among its
+    features) for each field that has one in the table; the hand rules for the others."""
+    merchant, address = rule_header(page)
+    learned_merchant, learned_address = learned_header(
+        page, models, merchant.lines if merchant else [], address.lines if address else []
+    )
+    if learned_merchant is not None and (
+        merchant is None or learned_merchant.lines != merchant.lines
+    ):
+        merchant, address = rule_header(page, learned_merchant)
+    return learned_merchant or merchant, learned_address or address
+
+
 def extract_fields(
     lines: Sequence[OcrLine],
     image_size: tuple[int, int] | None = None,
     calibration: Calibration | None = DEFAULT_CALIBRATION,
+    models: LineModels = DEFAULT_MODELS,
 ) -> Extraction:
     """Read a receipt's fields from its OCR lines. Pure: no I/O, same input gives same output.
 
-    `calibration` maps the rules' raw confidences of merchant, address, date and total to
-    calibrated ones (None keeps them raw, as the calibration fit needs).
+    `calibration` maps the raw confidences of merchant, address, date and total to calibrated
+    ones (None keeps them raw, as the calibration fit needs); `models` are the learned scorers
+    (an empty `LineModels` keeps the hand rules alone).
     """
     if not lines:
         return Extraction(ReceiptFields(), True, ["no text was read from the image"])
@@ -183,19 +218,15 @@ def extract_fields(
     currency = currency_found[0] if currency_found else None
     decimal_comma = guess_decimal_comma(texts)
 
-    header = header_lines(page)
-    address = find_address(page, header, set())
-    address_start = header.index(page.by_id(address.lines[0])) if address else None
-    merchant, name_end = find_merchant(page, address_start)
-    if merchant is not None:
-        address = find_address(page, header, set(merchant.lines), name_end)
+    merchant, address = read_header(page, models)
     date_field, date_reason = _choose_date(page, full_text, currency)
     if date_reason:
         reasons.append(date_reason)
     time_value, time_line = _find_time(page, date_field)
 
     cands = money_candidates(page, decimal_comma)
-    header_end = max([name_end, *(page.by_id(i).order for i in (address.lines if address else []))])
+    header_ids = [*(merchant.lines if merchant else []), *(address.lines if address else [])]
+    header_end = max([-1, *(page.by_id(i).order for i in header_ids)])
     items = find_items(page, cands, header_end)
     items_sum = sum((it.amount for it in items), Decimal(0)) if items else None
     totals = choose_totals(cands, items_sum)

@@ -182,3 +182,22 @@ def find_merchant(page: Page, address_start: int | None = None) -> tuple[Found |
     confidence = max(0.05, min(0.97, 0.5 + 0.12 * best_score + 0.1 * min(margin, 2.0)))
     ids = [ln.id for ln in header[start : end + 1]]
     return Found(text.strip(" ,.:;-") or text, ids, round(confidence, 3)), end
+
+
+def name_score(line: Line, index: int) -> float:
+    """How much the line reads as the merchant's name at header position `index` (rule score)."""
+    return _name_score(line, index)
+
+
+def has_legal_form(text: str) -> bool:
+    """A company form or trade word ('SDN BHD', 'LTD', 'GMBH', 'RESTAURANT') in the text."""
+    return bool(_LEGAL.search(fold(clean_name(text))))
+
+
+def is_not_name(text: str) -> bool:
+    """Words that mark a header line as something other than a name (invoice, phone, web)."""
+    return bool(_NOT_NAME.search(fold(text)) or _WEB.search(text))
+
+
+def is_owned_by(text: str) -> bool:
+    return bool(_OWNED_BY.match(text))

@@ -83,3 +83,15 @@ def test_scoring_normalisation() -> None:
     )
     assert key_total("RM 34.80") == key_total("$34.80") == key_total("34.80")
     assert key_date("12-01-19") == key_date("12/01/2019")
+
+
+def test_train_lines_refuses_a_split_too_small_to_cross_validate(tmp_path: Path) -> None:
+    data, split = _dataset(tmp_path, "12.50")
+    out = tmp_path / "models.json"
+    result = CliRunner().invoke(
+        eval_group,
+        ["train-lines", "--data", str(data), "--split-file", str(split), "--out", str(out)],
+    )
+    assert result.exit_code != 0
+    assert "too few" in result.output
+    assert not out.exists()
