@@ -120,8 +120,12 @@ resource "aws_ecs_task_definition" "api" {
   }])
 }
 
+# One task definition and service per ingest worker: the broker keeps one persistent session
+# per client id, so each worker has its own fixed RM_INGEST__CLIENT_ID, and the workers share the
+# load through the shared subscription group.
 resource "aws_ecs_task_definition" "ingest" {
-  family                   = "${local.name}-ingest"
+  count                    = var.ingest_workers
+  family                   = "${local.name}-ingest-${count.index + 1}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = 512
@@ -139,10 +143,8 @@ resource "aws_ecs_task_definition" "ingest" {
     essential   = true
     environment = concat(local.server_environment, [
       { name = "RM_INGEST__SHARED_GROUP", value = "ingest" },
+      { name = "RM_INGEST__CLIENT_ID", value = "${local.name}-ingest-${count.index + 1}" },
     ])
-    # TODO: each task needs its own RM_INGEST__CLIENT_ID (the broker keeps one session per id).
-    # Nothing derives it yet: until the worker takes it from the task's metadata
-    # (ECS_CONTAINER_METADATA_URI_V4), run one ECS service per worker with a fixed id.
     secrets          = local.server_secrets
     logConfiguration = local.log_configuration
   }])
@@ -226,13 +228,16 @@ resource "aws_ecs_service" "api" {
 }
 
 resource "aws_ecs_service" "ingest" {
-  name            = "ingest"
+  count           = var.ingest_workers
+  name            = "ingest-${count.index + 1}"
   cluster         = aws_ecs_cluster.main.id
-  task_definition = aws_ecs_task_definition.ingest.arn
-  desired_count   = var.ingest_desired_count
+  task_definition = aws_ecs_task_definition.ingest[count.index].arn
+  desired_count   = 1
   launch_type     = "FARGATE"
-  deployment_minimum_healthy_percent = 100
-  deployment_maximum_percent         = 200
+  # Never two tasks with one client id (they would take the session from each other): the old
+  # task stops before the new one starts; unacked messages wait in the session meanwhile.
+  deployment_minimum_healthy_percent = 0
+  deployment_maximum_percent         = 100
   deployment_circuit_breaker {
     enable   = true
     rollback = true

@@ -34,9 +34,9 @@ variable "api_desired_count" {
   }
 }
 
-variable "ingest_desired_count" {
+variable "ingest_workers" {
   type        = number
-  description = "Ingest workers; they share the subscription."
+  description = "Ingest workers, each its own ECS service and MQTT client id; they share the subscription."
   default     = 2
 }
 

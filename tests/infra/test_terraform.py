@@ -160,10 +160,22 @@ def test_fargate_services_for_api_and_ingest_roll_back_on_failure() -> None:
         assert service["launch_type"] == "FARGATE", name
         breaker = _one(service["deployment_circuit_breaker"])
         assert breaker == {"enable": True, "rollback": True}, name
-        assert int(service["deployment_minimum_healthy_percent"]) == 100, name
         assert _one(service["network_configuration"])["assign_public_ip"] is False, name
+    assert int(services["api"]["deployment_minimum_healthy_percent"]) == 100
     assert "load_balancer" in services["api"]
     assert "load_balancer" not in services["ingest"]
+
+
+def test_each_ingest_worker_has_its_own_client_id_and_never_runs_twice() -> None:
+    """The broker keeps one session per client id: one service per worker, old task stops first."""
+    service = TFDOC["resource"]["aws_ecs_service"]["ingest"]
+    task = TFDOC["resource"]["aws_ecs_task_definition"]["ingest"]
+    assert service["count"] == task["count"] == "${var.ingest_workers}"
+    assert int(service["desired_count"]) == 1
+    assert int(service["deployment_maximum_percent"]) == 100
+    assert "count.index" in service["name"]
+    assert "RM_INGEST__CLIENT_ID" in str(task["container_definitions"])
+    assert "count.index" in str(task["container_definitions"])
 
 
 def test_load_balancer_is_https_and_checks_ready() -> None:
