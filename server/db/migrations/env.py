@@ -9,6 +9,7 @@ from server.accounts import models as accounts_models  # noqa: F401  (users, aud
 from server.db import models  # noqa: F401  (registers the tables on Base.metadata)
 from server.db.base import Base
 from server.db.engine import create_db_engine
+from server.exports import models as exports_models  # noqa: F401  (account codes)
 from server.fleet import models as fleet_models  # noqa: F401  (the fleet's tables)
 
 config = context.config
