@@ -281,6 +281,20 @@ def republish(org: str | None) -> None:
             raise SystemExit(1)
 
 
+@provision.command("rollout-tick")
+@click.option("--every", type=float, default=None, help="Repeat every this many seconds.")
+def rollout_tick(every: float | None) -> None:
+    """Advance every pending or running OTA rollout once (or forever with --every)."""
+    from server.fleet import rollouts
+
+    with _runtime() as (_s, runtime):
+        while True:
+            click.echo(f"{rollouts.tick_all(runtime)} rollouts advanced")
+            if every is None:
+                break
+            time.sleep(every)
+
+
 # --------------------------------------------------------------------------- boot folder
 
 

@@ -2,7 +2,7 @@
 
 A device's row stays in `server.db.models.Device` (identity, organisation, online state and the
 latest telemetry snapshot, written by ingest); what the fleet service adds lives here, in
-tables keyed by the device's primary key. Over-the-air rollouts will add releases, rollouts and
+tables keyed by the device's primary key. Over-the-air rollouts add releases, rollouts and
 per-device rollout state; an install is delivered as a `DeviceCommand` (name ``install``), so
 those tables only need to point at commands and devices.
 """
@@ -13,7 +13,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import models as _core  # noqa: F401  (devices and organizations, referred to)
@@ -136,3 +136,69 @@ class TelemetrySample(RecordModel):
     )
     received_at: Mapped[dt.datetime]
     data: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+
+
+class Release(RecordModel):
+    """A signed release an organisation uploaded; the artifact lives in the releases folder."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64), comment="The manifest's release name.")
+    kind: Mapped[str] = mapped_column(String(16), comment="models or agent.")
+    manifest: Mapped[str] = mapped_column(Text, comment="The manifest's exact (signed) text.")
+    signature: Mapped[str] = mapped_column(Text, comment="Base64 Ed25519 over the manifest.")
+    artifact_size: Mapped[int] = mapped_column(BigInteger)
+    artifact_sha256: Mapped[str] = mapped_column(String(64), comment="Also its file name.")
+
+
+class Rollout(RecordModel):
+    """A staged rollout of a release: canary, waves, halt thresholds and its state."""
+
+    __tablename__ = "rollouts"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    release_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    canary_percent: Mapped[float]
+    waves: Mapped[list[Any]] = mapped_column(JsonDoc, comment="Cumulative percentages.")
+    failure_threshold: Mapped[float] = mapped_column(comment="Largest share of failed installs.")
+    quality_drop_threshold: Mapped[float]
+    min_scans: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(
+        String(16), comment="pending, running, halted, completed, aborted."
+    )
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    current_wave: Mapped[int] = mapped_column(Integer, default=-1)
+    gates_since: Mapped[dt.datetime | None] = mapped_column(
+        default=None, comment="Resumed at: earlier failures and receipts no longer count."
+    )
+    failures_forgiven: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RolloutDevice(Base):
+    """One device of a rollout: its wave, its install command and the outcome."""
+
+    __tablename__ = "rollout_devices"
+
+    rollout_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_pk: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    wave: Mapped[int] = mapped_column(Integer, comment="0 is the canary.")
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending", comment="pending, installing, updated, failed."
+    )
+    command_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("device_commands.id", ondelete="SET NULL"), default=None
+    )
+    updated_at: Mapped[dt.datetime | None] = mapped_column(
+        default=None, comment="When its install succeeded (its receipts count from here)."
+    )

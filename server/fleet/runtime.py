@@ -43,6 +43,8 @@ class FleetRuntime:
     broker_sync: BrokerSync | None = None
     ca: CertificateAuthority | None = None
     clock: Callable[[], dt.datetime] = field(default=_utcnow)
+    #: Key of the artifact links (`server.fleet.releases`); from RM_SECRET_KEY.
+    url_key: bytes | None = None
 
     @contextmanager
     def transaction(self, organization_id: uuid.UUID) -> Iterator[FleetRepository]:
@@ -100,4 +102,5 @@ def build_runtime(
         publisher=publisher or PahoPublisher(settings.mqtt, timeout_s=fleet.publish_timeout_s),
         broker_sync=build_broker_sync(fleet, sessions, ca),
         ca=ca,
+        url_key=settings.secret_key.get_secret_value().encode() if settings.secret_key else None,
     )

@@ -40,6 +40,27 @@ class FleetSettings(BaseModel):
         default=5.0, gt=0, description="How long the API waits for the broker's PUBACK."
     )
 
+    releases_dir: Path | None = Field(
+        default=None,
+        description="Folder of uploaded release artifacts (named by sha256). Unset: no uploads.",
+    )
+    release_public_keys: list[Path] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (PEM) an uploaded release must be signed with; empty: "
+        "the signature is left to the scanners.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="This server's base URL as scanners reach it (artifact download links).",
+    )
+    ota_command_ttl_s: int = Field(
+        default=86400,
+        ge=60,
+        description="Expiry of an install (ota) command and of its artifact link: download, "
+        "self-test and probation scans must finish within it, else the install counts failed.",
+    )
+
     @model_validator(mode="after")
     def _one_reloader(self) -> FleetSettings:
         if self.broker_pid_file is not None and self.broker_reload_command is not None:
