@@ -202,33 +202,50 @@ def _echo_errors(case: Case, result: Extraction, score: ReceiptScore) -> None:
             )
 
 
-@eval_group.command("calibrate")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="SROIE-layout folder with box/ and key/.",
-)
-@click.option(
-    "--split-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SPLIT_FILE,
-    show_default=True,
-    help="JSON {train: [...], val: [...]}; only train is used.",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=TABLE_FILE,
-    show_default=True,
-    help="Where to write the calibration table.",
-)
-def calibrate(*, data: Path, split_file: Path, out: Path) -> None:
-    """Fit the per-field confidence calibration on the train split (never on val)."""
+def _train_split_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--data and --split-file of the commands that fit on the train split only."""
+    command = click.option(
+        "--split-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=SPLIT_FILE,
+        show_default=True,
+        help="JSON {train: [...], val: [...]}; only train is used.",
+    )(command)
+    return click.option(
+        "--data",
+        required=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="SROIE-layout folder with box/ and key/.",
+    )(command)
+
+
+def _out_option(
+    default: Path, help_text: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--out: the file a fitting command writes."""
+    return click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
+def _train_cases(data: Path, split_file: Path) -> list[Case]:
+    """The SROIE train split's cases; a dataset problem becomes a ClickException."""
     try:
-        cases = _sroie_cases(data, split_file, "train")
+        return _sroie_cases(data, split_file, "train")
     except (DatasetError, OSError, json.JSONDecodeError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@eval_group.command("calibrate")
+@_train_split_options
+@_out_option(TABLE_FILE, "Where to write the calibration table.")
+def calibrate(*, data: Path, split_file: Path, out: Path) -> None:
+    """Fit the per-field confidence calibration on the train split (never on val)."""
+    cases = _train_cases(data, split_file)
     pairs: dict[str, list[tuple[float, bool]]] = {name: [] for name in CALIBRATED}
     scoring_name = {"merchant": "company", "address": "address", "date": "date", "total": "total"}
     for case in cases:
@@ -249,19 +266,7 @@ def calibrate(*, data: Path, split_file: Path, out: Path) -> None:
 
 
 @eval_group.command("train-lines")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="SROIE-layout folder with box/ and key/.",
-)
-@click.option(
-    "--split-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SPLIT_FILE,
-    show_default=True,
-    help="JSON {train: [...], val: [...]}; only train is used.",
-)
+@_train_split_options
 @click.option(
     "--l2",
     "l2_grid",
@@ -272,13 +277,7 @@ def calibrate(*, data: Path, split_file: Path, out: Path) -> None:
     help="Regularisation strengths to compare by cross-validation on train.",
 )
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=MODELS_FILE,
-    show_default=True,
-    help="Where to write the learned scorers.",
-)
+@_out_option(MODELS_FILE, "Where to write the learned scorers.")
 def train_lines(
     *, data: Path, split_file: Path, l2_grid: tuple[float, ...], folds: int, out: Path
 ) -> None:
@@ -288,10 +287,7 @@ def train_lines(
     only if it beat the hand rules there. Refit the calibration afterwards. On a busy machine
     set OPENBLAS_NUM_THREADS=1: the matrices are small and BLAS threads only contend.
     """
-    try:
-        cases = _sroie_cases(data, split_file, "train")
-    except (DatasetError, OSError, json.JSONDecodeError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    cases = _train_cases(data, split_file)
     if len(cases) < 5 * folds:
         raise click.ClickException(
             f"{len(cases)} train receipts are too few for {folds}-fold cross-validation; "

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RUNS = Path.home() / ".cache" / "receipt-manager" / "runs"
+
+ConfigT = TypeVar("ConfigT", bound="DataclassInstance")
+TrainerT = TypeVar("TrainerT", bound="_Trainer")
 
 
 def _tensorflow_or_explain() -> None:
@@ -87,14 +95,7 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
     from models.training.export import export_and_evaluate
     from models.training.recognizer import RecognizerConfig, Trainer
 
-    if export_only and not (run_dir / "best.weights.h5").exists():
-        raise click.ClickException(
-            f"{run_dir} has no best.weights.h5 yet: wait for its first epoch"
-        )
-    if not resume and (run_dir / "ckpt").exists():
-        raise click.ClickException(
-            f"{run_dir} already has checkpoints; use --resume or another --out"
-        )
+    _check_run_dir(run_dir, resume, export_only)
     cfg = RecognizerConfig()
     if steps_per_epoch:
         cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
@@ -151,56 +152,67 @@ def _check_run_dir(run_dir: Path, resume: bool, export_only: bool) -> None:
         )
 
 
-@train.command()
-@_RUN_OPTION
-@_EPOCHS_OPTION
-@_STEPS_OPTION
-@_RESUME_OPTION
-@_EXPORT_ONLY_OPTION
-def detector(
-    run_dir: Path | None, epochs: int, steps_per_epoch: int | None, resume: bool, export_only: bool
+class _Trainer(Protocol):
+    def fit(self, epochs: int) -> None: ...
+
+
+def _run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--out, --epochs, --steps-per-epoch, --resume and --export-only of a model's command."""
+    for option in (
+        _EXPORT_ONLY_OPTION,
+        _RESUME_OPTION,
+        _STEPS_OPTION,
+        _EPOCHS_OPTION,
+        _RUN_OPTION,
+    ):
+        command = option(command)
+    return command
+
+
+def _train_and_export(
+    name: str,
+    cfg: ConfigT,
+    trainer_type: Callable[[Path, ConfigT], TrainerT],
+    export: Callable[[TrainerT, Path], object],
+    *,
+    run_dir: Path | None,
+    epochs: int,
+    steps_per_epoch: int | None,
+    resume: bool,
+    export_only: bool,
 ) -> None:
+    """Train a run (new or resumed; default folder DEFAULT_RUNS/name) to `epochs` epochs
+    unless export_only, then export it."""
+    from dataclasses import replace
+
+    run_dir = run_dir or DEFAULT_RUNS / name
+    _check_run_dir(run_dir, resume, export_only)
+    if steps_per_epoch:
+        cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
+    trainer = trainer_type(run_dir, cfg)
+    if not export_only:
+        trainer.fit(epochs)
+    export(trainer, run_dir / "export")
+
+
+@train.command()
+@_run_options
+def detector(**options: Any) -> None:
     """Train the text-line detector on SROIE train pages + synthetic flat receipts."""
     _tensorflow_or_explain()
-    from dataclasses import replace
-
     from models.training.detector import DetectorConfig, DetectorTrainer, export_and_evaluate
 
-    run_dir = run_dir or DEFAULT_RUNS / "detector"
-    _check_run_dir(run_dir, resume, export_only)
-    cfg = DetectorConfig()
-    if steps_per_epoch:
-        cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
-    trainer = DetectorTrainer(run_dir, cfg)
-    if not export_only:
-        trainer.fit(epochs)
-    export_and_evaluate(trainer, run_dir / "export")
+    _train_and_export("detector", DetectorConfig(), DetectorTrainer, export_and_evaluate, **options)
 
 
 @train.command()
-@_RUN_OPTION
-@_EPOCHS_OPTION
-@_STEPS_OPTION
-@_RESUME_OPTION
-@_EXPORT_ONLY_OPTION
-def finder(
-    run_dir: Path | None, epochs: int, steps_per_epoch: int | None, resume: bool, export_only: bool
-) -> None:
+@_run_options
+def finder(**options: Any) -> None:
     """Train the receipt finder on synthetic countertop photos (and empty countertops)."""
     _tensorflow_or_explain()
-    from dataclasses import replace
-
     from models.training.finder import FinderConfig, FinderTrainer, export_and_evaluate
 
-    run_dir = run_dir or DEFAULT_RUNS / "finder"
-    _check_run_dir(run_dir, resume, export_only)
-    cfg = FinderConfig()
-    if steps_per_epoch:
-        cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
-    trainer = FinderTrainer(run_dir, cfg)
-    if not export_only:
-        trainer.fit(epochs)
-    export_and_evaluate(trainer, run_dir / "export")
+    _train_and_export("finder", FinderConfig(), FinderTrainer, export_and_evaluate, **options)
 
 
 @train.command()

@@ -11,26 +11,21 @@ out of training, plus synthetic pages); SROIE val is scored only once, at export
 
 from __future__ import annotations
 
-import json
-import logging
 import random
-import time
-import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from models.litert.manifest import sha256_file
 from models.litert.textmap import DetectionScore, boxes_from_map, match_boxes, prepare_page
+from models.training.blocks import encoder, fpn_decoder
 from models.training.data import SPLIT_FILE, SROIE_ROOT, load_split
 from models.training.detector_data import Page, batches, sroie_pages, synth_page
 from models.training.prefetch import prefetch
-
-logger = logging.getLogger(__name__)
+from models.training.runs import RunTrainer, export_tflite, load_config, score_exports, write_report
 
 SYNTH_DEV_SEED = 2 * 10**12
 
@@ -52,35 +47,12 @@ class DetectorConfig:
     dev_synth_pages: int = 20
 
 
-def _sep(x: tf.Tensor, ch: int, stride: int = 1) -> tf.Tensor:
-    layers = tf.keras.layers
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU(6.0)(x)
-    x = layers.Conv2D(ch, 1, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    return layers.ReLU(6.0)(x)
-
-
 def build_model(cfg: DetectorConfig) -> tf.keras.Model:
     """Separable encoder to stride 32, FPN-style decoder to stride 2, logits at stride 1."""
     layers = tf.keras.layers
     inp = layers.Input((None, None, 1), name="page")
-    x = layers.Conv2D(cfg.channels[0], 3, strides=2, padding="same", use_bias=False)(inp)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU(6.0)(x)
-    skips = [x]  # stride 2
-    for ch in cfg.channels[1:]:
-        x = _sep(x, ch, stride=2)
-        x = _sep(x, ch)
-        skips.append(x)  # strides 4, 8, 16, 32
-    y = layers.Conv2D(cfg.decoder, 1, use_bias=False)(skips[-1])
-    for skip in reversed(skips[:-1]):
-        # A learned 2x upsampling: Keras' UpSampling2D can't trace unknown page sizes.
-        y = layers.Conv2DTranspose(cfg.decoder, 2, strides=2, use_bias=False)(y)
-        lateral = layers.Conv2D(cfg.decoder, 1, use_bias=False)(skip)
-        y = layers.Add()([y, lateral])
-        y = _sep(y, cfg.decoder)
+    skips = encoder(inp, cfg.channels)  # strides 2, 4, 8, 16, 32
+    y = fpn_decoder(skips, cfg.decoder)
     y = layers.Conv2DTranspose(cfg.decoder // 2, 2, strides=2, activation="relu")(y)
     y = layers.Conv2D(cfg.decoder // 2, 3, padding="same", activation="relu")(y)
     logits = layers.Conv2D(1, 1, name="core_logits")(y)
@@ -120,7 +92,7 @@ def score_pages(
     }
 
 
-class DetectorTrainer:
+class DetectorTrainer(RunTrainer):
     """One run folder: config.json, ckpt/, best.weights.h5 (best dev F1), metrics.jsonl."""
 
     def __init__(
@@ -130,49 +102,23 @@ class DetectorTrainer:
         split_file: Path = SPLIT_FILE,
         sroie_root: Path = SROIE_ROOT,
     ) -> None:
-        self.run_dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        saved = run_dir / "config.json"
-        if saved.exists():
-            old = json.loads(saved.read_text(encoding="utf-8"))
-            old["channels"] = tuple(old["channels"])
-            cfg = DetectorConfig(**old)
-        else:
-            saved.write_text(json.dumps(asdict(cfg), indent=1), encoding="utf-8")
-        self.cfg = cfg
+        self.cfg = cfg = load_config(run_dir, cfg)
         self.split = load_split(split_file)
         self.sroie_root = sroie_root
         train_ids = self.split["train"]
         self.dev_ids = train_ids[len(train_ids) - cfg.dev_receipts :] if cfg.dev_receipts else []
         self.train_ids = train_ids[: len(train_ids) - len(self.dev_ids)]
-        self.model = build_model(cfg)
-        self.optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, clipnorm=5.0)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
-        self.ckpt = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, epoch=self.epoch, best_f1=self.best_f1
-        )
-        self.manager = tf.train.CheckpointManager(self.ckpt, str(run_dir / "ckpt"), max_to_keep=3)
-        if self.manager.latest_checkpoint:
-            self.ckpt.restore(self.manager.latest_checkpoint)
-            logger.info("resumed %s at epoch %d", self.manager.latest_checkpoint, int(self.epoch))
-        self._step = self._make_step()
-
-    def _make_step(self) -> Callable[..., Any]:
+        super().__init__(run_dir, build_model(cfg), cfg.learning_rate, best_name="best_f1")
         spec = [
             tf.TensorSpec((None, None, None, 1), tf.float32),
             tf.TensorSpec((None, None, None, 1), tf.float32),
         ]
+        self._step = self._make_step(spec, lambda prob, targets: _loss(targets, prob))
 
-        @tf.function(input_signature=spec)  # type: ignore[untyped-decorator]
-        def step(images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                loss = _loss(targets, self.model(images, training=True))
-            grads = tape.gradient(loss, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
-            return loss
-
-        return step  # type: ignore[no-any-return]
+    @property
+    def best_f1(self) -> tf.Variable:
+        """The best dev F1 so far (-1 before the first epoch)."""
+        return self.best
 
     def run_fn(self) -> Callable[[np.ndarray], np.ndarray]:
         return lambda x: np.asarray(self.model(x, training=False))
@@ -198,25 +144,18 @@ class DetectorTrainer:
             ),
             depth=4,
         )
-        for epoch in range(start, epochs):
-            t0, losses = time.monotonic(), []
-            for _ in range(self.cfg.steps_per_epoch):
-                images, targets = next(stream)
-                losses.append(float(self._step(images, targets)))
-            record: dict[str, float] = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
-            for name, pages in dev.items():
-                for k, v in score_pages(self.run_fn(), pages, self.cfg).items():
-                    record[f"{name}_{k}"] = v
-            record["seconds"] = round(time.monotonic() - t0, 1)
-            self.epoch.assign(epoch + 1)
-            dev_f1 = record.get("sroie_dev_f1", record.get("synth_dev_f1", 0.0))
-            if dev_f1 > float(self.best_f1.numpy()):
-                self.best_f1.assign(dev_f1)
-                self.model.save_weights(str(self.run_dir / "best.weights.h5"))
-            self.manager.save()
-            with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
-            logger.info("epoch %d done: %s", epoch + 1, record)
+
+        def score_dev() -> dict[str, float]:
+            return {
+                f"{name}_{k}": v
+                for name, pages in dev.items()
+                for k, v in score_pages(self.run_fn(), pages, self.cfg).items()
+            }
+
+        def merit(record: dict[str, float]) -> float:
+            return record.get("sroie_dev_f1", record.get("synth_dev_f1", 0.0))
+
+        self._train(epochs, self.cfg.steps_per_epoch, stream, score_dev, merit)
 
 
 def _tflite_fn(path: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -233,10 +172,7 @@ def export_and_evaluate(
     val_limit: int | None = None,
 ) -> dict[str, Any]:
     """Write detector_float.tflite and detector_int8.tflite; F1 of both on SROIE val pages."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    best = trainer.run_dir / "best.weights.h5"
-    if best.exists():
-        trainer.model.load_weights(str(best))
+    trainer.load_best()
     cfg = trainer.cfg
     rep_pages = sroie_pages(trainer.train_ids[: representative_count // 2], trainer.sroie_root)
     rep_pages += [synth_page(3 * 10**12 + k) for k in range(representative_count // 2)]
@@ -247,15 +183,7 @@ def export_and_evaluate(
             img, _ = prepare_page(page.gray, cfg.target_width, cfg.max_side)
             yield [img[None, :, :, None]]
 
-    paths = {"float": out_dir / "detector_float.tflite", "int8": out_dir / "detector_int8.tflite"}
-    paths["float"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(trainer.model).convert())
-    conv = tf.lite.TFLiteConverter.from_keras_model(trainer.model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        paths["int8"].write_bytes(conv.convert())
+    paths = export_tflite(trainer.model, out_dir, "detector", rep)
     val = sroie_pages(trainer.split["val"][:val_limit], trainer.sroie_root)
     report: dict[str, Any] = {
         "input": {
@@ -266,19 +194,14 @@ def export_and_evaluate(
             "pad_to": 32,
             "output": "line-core probability, same size as the input",
         },
-        "models": {},
+        "models": score_exports(
+            paths,
+            load=_tflite_fn,
+            score=lambda run: score_pages(run, val, cfg),
+            items=len(val),
+            metrics_key="sroie_val",
+            ms_key="ms_per_page_1_thread",
+            ms_digits=1,
+        ),
     }
-    for name, path in paths.items():
-        run = _tflite_fn(path)
-        t0 = time.monotonic()
-        metrics = score_pages(run, val, cfg)
-        report["models"][name] = {
-            "file": path.name,
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
-            "sroie_val": metrics,
-            "ms_per_page_1_thread": round(1000 * (time.monotonic() - t0) / max(len(val), 1), 1),
-        }
-        logger.info("%s: %s", name, report["models"][name])
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    return report
+    return write_report(out_dir, report)

@@ -9,12 +9,8 @@ empty countertops with seeds far from the training seeds.
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from models.litert.corners import INPUT_SIZE, STRIDE, FinderScore, decode_heatmaps
-from models.litert.manifest import sha256_file
+from models.training.blocks import encoder, fpn_decoder
 from models.training.finder_data import RENDER_SIZE, batches, example
 from models.training.prefetch import prefetch
-
-logger = logging.getLogger(__name__)
+from models.training.runs import RunTrainer, export_tflite, load_config, score_exports, write_report
 
 DEV_SEED = 4 * 10**12
 TEST_SEED = 5 * 10**12
@@ -48,35 +43,14 @@ class FinderConfig:
     dev_empties: int = 30
 
 
-def _sep(x: tf.Tensor, ch: int, stride: int = 1) -> tf.Tensor:
-    layers = tf.keras.layers
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU(6.0)(x)
-    x = layers.Conv2D(ch, 1, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    return layers.ReLU(6.0)(x)
-
-
 def build_model(cfg: FinderConfig) -> tf.keras.Model:
     """Separable encoder to stride 32; presence from its pooled features; maps at stride 4."""
     layers = tf.keras.layers
     inp = layers.Input((INPUT_SIZE[1], INPUT_SIZE[0], 3), name="frame")
-    x = layers.Conv2D(cfg.channels[0], 3, strides=2, padding="same", use_bias=False)(inp)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU(6.0)(x)
-    skips = []
-    for ch in cfg.channels[1:]:
-        x = _sep(x, ch, stride=2)
-        x = _sep(x, ch)
-        skips.append(x)  # strides 4, 8, 16, 32
-    pooled = layers.GlobalAveragePooling2D()(x)
+    skips = encoder(inp, cfg.channels)[1:]  # strides 4, 8, 16, 32
+    pooled = layers.GlobalAveragePooling2D()(skips[-1])
     presence = layers.Dense(1, activation="sigmoid", name="presence")(pooled)
-    y = layers.Conv2D(cfg.decoder, 1, use_bias=False)(skips[-1])
-    for skip in reversed(skips[:-1]):
-        y = layers.Conv2DTranspose(cfg.decoder, 2, strides=2, use_bias=False)(y)
-        y = layers.Add()([y, layers.Conv2D(cfg.decoder, 1, use_bias=False)(skip)])
-        y = _sep(y, cfg.decoder)
+    y = fpn_decoder(skips, cfg.decoder)
     assert STRIDE == 4  # the decoder stops at the first skip, stride 4
     maps = layers.Conv2D(4, 1, activation="sigmoid", name="corners")(y)
     return tf.keras.Model(inp, [presence, maps], name="finder")
@@ -128,50 +102,21 @@ def held_out(seed: int, receipts: int, empties: int) -> list[tuple[np.ndarray, n
     return out
 
 
-class FinderTrainer:
+class FinderTrainer(RunTrainer):
     """One run folder: config.json, ckpt/, best.weights.h5 (best dev IoU), metrics.jsonl."""
 
     def __init__(self, run_dir: Path, cfg: FinderConfig) -> None:
-        self.run_dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        saved = run_dir / "config.json"
-        if saved.exists():
-            old = json.loads(saved.read_text(encoding="utf-8"))
-            old["channels"] = tuple(old["channels"])
-            cfg = FinderConfig(**old)
-        else:
-            saved.write_text(json.dumps(asdict(cfg), indent=1), encoding="utf-8")
-        self.cfg = cfg
-        self.model = build_model(cfg)
-        self.optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, clipnorm=5.0)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.best = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
-        self.ckpt = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, epoch=self.epoch, best=self.best
-        )
-        self.manager = tf.train.CheckpointManager(self.ckpt, str(run_dir / "ckpt"), max_to_keep=3)
-        if self.manager.latest_checkpoint:
-            self.ckpt.restore(self.manager.latest_checkpoint)
-            logger.info("resumed %s at epoch %d", self.manager.latest_checkpoint, int(self.epoch))
-        self._step = self._make_step()
-
-    def _make_step(self) -> Callable[..., Any]:
+        self.cfg = cfg = load_config(run_dir, cfg)
+        super().__init__(run_dir, build_model(cfg), cfg.learning_rate, best_name="best")
         spec = [
             tf.TensorSpec((None, INPUT_SIZE[1], INPUT_SIZE[0], 3), tf.float32),
             tf.TensorSpec((None, INPUT_SIZE[1] // STRIDE, INPUT_SIZE[0] // STRIDE, 4), tf.float32),
             tf.TensorSpec((None, 1), tf.float32),
         ]
-
-        @tf.function(input_signature=spec)  # type: ignore[untyped-decorator]
-        def step(images: tf.Tensor, maps_t: tf.Tensor, presence_t: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                presence, maps = self.model(images, training=True)
-                loss = _loss(maps_t, presence_t, presence, maps)
-            grads = tape.gradient(loss, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
-            return loss
-
-        return step  # type: ignore[no-any-return]
+        self._step = self._make_step(
+            spec,
+            lambda outputs, maps_t, presence_t: _loss(maps_t, presence_t, *outputs),
+        )
 
     def run_fn(self) -> Run:
         def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,25 +134,17 @@ class FinderTrainer:
                 batch_size=self.cfg.batch_size, seed=start + 1, empty_share=self.cfg.empty_share
             )
         )
-        for epoch in range(start, epochs):
-            t0, losses = time.monotonic(), []
-            for _ in range(self.cfg.steps_per_epoch):
-                losses.append(float(self._step(*next(stream))))
-            record: dict[str, float] = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
-            for k, v in evaluate(self.run_fn(), dev, self.cfg.presence_threshold).items():
-                record[f"dev_{k}"] = v
-            record["seconds"] = round(time.monotonic() - t0, 1)
-            self.epoch.assign(epoch + 1)
-            merit = record["dev_mean_iou"] - record["dev_false_quads"] / max(
+
+        def score_dev() -> dict[str, float]:
+            scores = evaluate(self.run_fn(), dev, self.cfg.presence_threshold)
+            return {f"dev_{k}": v for k, v in scores.items()}
+
+        def merit(record: dict[str, float]) -> float:
+            return record["dev_mean_iou"] - record["dev_false_quads"] / max(
                 record["dev_empties"], 1
             )
-            if merit > float(self.best.numpy()):
-                self.best.assign(merit)
-                self.model.save_weights(str(self.run_dir / "best.weights.h5"))
-            self.manager.save()
-            with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
-            logger.info("epoch %d done: %s", epoch + 1, record)
+
+        self._train(epochs, self.cfg.steps_per_epoch, stream, score_dev, merit)
 
 
 def _tflite_fn(path: Path) -> Run:
@@ -232,25 +169,14 @@ def export_and_evaluate(
     test_empties: int = 100,
 ) -> dict[str, Any]:
     """Write finder_float.tflite and finder_int8.tflite; score both on the held-out test frames."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    best = trainer.run_dir / "best.weights.h5"
-    if best.exists():
-        trainer.model.load_weights(str(best))
+    trainer.load_best()
     rep_frames = [example(REP_SEED + k, empty=k % 5 == 0)[0] for k in range(representative_count)]
 
     def rep() -> Iterator[list[np.ndarray]]:
         for frame in rep_frames:
             yield [frame[None]]
 
-    paths = {"float": out_dir / "finder_float.tflite", "int8": out_dir / "finder_int8.tflite"}
-    paths["float"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(trainer.model).convert())
-    conv = tf.lite.TFLiteConverter.from_keras_model(trainer.model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        paths["int8"].write_bytes(conv.convert())
+    paths = export_tflite(trainer.model, out_dir, "finder", rep)
     test = held_out(TEST_SEED, test_receipts, test_empties)
     report: dict[str, Any] = {
         "input": {
@@ -261,19 +187,14 @@ def export_and_evaluate(
             "range": [0.0, 1.0],
             "outputs": "presence [1, 1]; corner heat maps TL, TR, BR, BL at stride 4",
         },
-        "models": {},
+        "models": score_exports(
+            paths,
+            load=_tflite_fn,
+            score=lambda run: evaluate(run, test, trainer.cfg.presence_threshold),
+            items=len(test),
+            metrics_key="synth_test",
+            ms_key="ms_per_frame_1_thread",
+            ms_digits=2,
+        ),
     }
-    for name, path in paths.items():
-        run = _tflite_fn(path)
-        t0 = time.monotonic()
-        metrics = evaluate(run, test, trainer.cfg.presence_threshold)
-        report["models"][name] = {
-            "file": path.name,
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
-            "synth_test": metrics,
-            "ms_per_frame_1_thread": round(1000 * (time.monotonic() - t0) / max(len(test), 1), 2),
-        }
-        logger.info("%s: %s", name, report["models"][name])
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    return report
+    return write_report(out_dir, report)
