@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from server.analytics.endpoints import router as analytics_router
 from server.api.errors import install_error_handlers
 from server.api.health import router as health_router
 from server.dashboard.pages import install_dashboard
 from server.db.engine import create_db_engine, session_factory
 from server.exports.endpoints import router as exports_router
 from server.fleet.endpoints import router as fleet_router
+from server.fleet.rollout_endpoints import router as rollout_router
 from server.fleet.runtime import FleetRuntime, build_runtime
 from server.images.base import ImageStore
 from server.images.store import build_image_store
@@ -45,6 +47,8 @@ def create_app(
     app.include_router(health_router)
     app.include_router(receipts_router)
     app.include_router(fleet_router)
+    app.include_router(rollout_router)
     app.include_router(exports_router)
+    app.include_router(analytics_router)
     install_dashboard(app, settings)  # the owner's pages under /app; `/` redirects there
     return app

@@ -18,6 +18,7 @@ from server.accounts.models import User, WebSession
 from server.accounts.roles import Role
 from server.accounts.service import AccountKeys
 from server.accounts.tokens import anonymous_csrf, new_token, same
+from server.analytics.repository import AnalyticsRepository
 from server.dashboard.repository import ReceiptBrowser
 
 SESSION_COOKIE = "rm_session"
@@ -133,3 +134,10 @@ def receipt_browser(db: Db, who: Viewer) -> ReceiptBrowser:
 
 
 Browser = Annotated[ReceiptBrowser, Depends(receipt_browser)]
+
+
+def analytics_repository(db: Db, who: Viewer) -> AnalyticsRepository:
+    return AnalyticsRepository(db, who.user.organization_id)
+
+
+Analytics = Annotated[AnalyticsRepository, Depends(analytics_repository)]

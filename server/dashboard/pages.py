@@ -111,6 +111,7 @@ class _RootRedirect(Route):
 
 def install_dashboard(app: FastAPI, settings: Settings) -> None:
     """Serve the dashboard under /app (and send `/` there); raises if no secret key is usable."""
+    from server.dashboard.routes_analytics import router as analytics_router
     from server.dashboard.routes_auth import router as auth_router
     from server.dashboard.routes_receipts import router as receipts_router
     from server.dashboard.routes_team import router as team_router
@@ -119,6 +120,7 @@ def install_dashboard(app: FastAPI, settings: Settings) -> None:
     app.include_router(auth_router)
     app.include_router(receipts_router)
     app.include_router(team_router)
+    app.include_router(analytics_router)
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
     app.router.routes.append(_RootRedirect(app))

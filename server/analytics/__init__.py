@@ -1,0 +1,1 @@
+"""Analytics for shop owners: spend by month, category, merchant and device; taxes per period."""
