@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.db.models import Device
+from server.fleet.rollout_repository import rollout_gauges
 from server.observability.logs import request_id
 
 logger = logging.getLogger(__name__)
@@ -141,8 +142,12 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+#: Every state a rollout can be in (server/fleet/rollouts.py); the gauge is 1 for the current one.
+ROLLOUT_STATES = ("pending", "running", "halted", "completed", "aborted")
+
+
 class FleetCollector(Collector):
-    """Fleet gauges from the devices table, queried at most once per `cache_s` seconds."""
+    """Fleet gauges from the devices and rollouts tables, queried at most once per `cache_s`."""
 
     def __init__(
         self,
@@ -155,6 +160,7 @@ class FleetCollector(Collector):
         self.clock = clock
         self._lock = threading.Lock()
         self._cached: list[DeviceSnapshot] | None = None
+        self._cached_rollouts: tuple[list[Any], list[Any]] = ([], [])
         self._cached_at = 0.0
 
     def _devices(self) -> list[DeviceSnapshot] | None:
@@ -173,6 +179,7 @@ class FleetCollector(Collector):
                             Device.telemetry,
                         )
                     ).all()
+                    self._cached_rollouts = rollout_gauges(session)
             except SQLAlchemyError as exc:
                 logger.warning("fleet metrics: devices not readable: %s", exc)
                 return None
@@ -230,6 +237,24 @@ class FleetCollector(Collector):
         for state, n in counts.items():
             states.add_metric([state], n)
         yield from (states, seen, outbox, inference, temperature, info)
+        yield from self._rollout_metrics()
+
+    def _rollout_metrics(self) -> Iterator[Metric]:
+        rollout_states, device_counts = self._cached_rollouts
+        state = GaugeMetricFamily(
+            "rm_ota_rollout_state",
+            "1 for the rollout's current state, 0 for the others",
+            labels=["rollout", "state"],
+        )
+        for rollout_id, current in rollout_states:
+            for name in ROLLOUT_STATES:
+                state.add_metric([str(rollout_id), name], 1 if name == current else 0)
+        devices = GaugeMetricFamily(
+            "rm_ota_rollout_devices", "Devices in a rollout by status", labels=["rollout", "status"]
+        )
+        for rollout_id, status, n in device_counts:
+            devices.add_metric([str(rollout_id), status], n)
+        yield from (state, devices)
 
 
 # --------------------------------------------------------------------------- HTTP (API)

@@ -161,6 +161,10 @@ def test_canary_then_waves_advance_on_success(db, store, ota, tmp_path):
     assert client.get(path).status_code == 200
     assert client.get(path[:-2] + "xx").status_code == 403
     assert _tick(client, tenant, rollout)["current_wave"] == 0  # nothing reported yet
+    metrics = client.get("/metrics").text  # the rollout's state and devices, for the OTA alert
+    assert f'rm_ota_rollout_state{{rollout="{rollout["id"]}",state="running"}} 1.0' in metrics
+    assert f'rm_ota_rollout_state{{rollout="{rollout["id"]}",state="halted"}} 0.0' in metrics
+    assert f'rm_ota_rollout_devices{{rollout="{rollout["id"]}",status="pending"}} 9.0' in metrics
     for wave in (0, 1, 2):
         _results(db, store, _ota_commands(publisher), dict.fromkeys(waves[wave], "succeeded"))
         state = _tick(client, tenant, rollout)
