@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.ocr.linefile import LineFileError, parse_sroie_boxes
 from models.receipt import OcrLine
 
 SPLIT_FILE = Path(__file__).with_name("splits") / "sroie.json"
@@ -24,26 +25,11 @@ class Key:
 
 
 def parse_box_text(text: str, source: str = "<box>") -> list[OcrLine]:
-    """Lines of a SROIE box file: `x1,y1,x2,y2,x3,y3,x4,y4,text`, split on the first 8 commas."""
-    out: list[OcrLine] = []
-    for n, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        parts = raw.split(",", 8)
-        if len(parts) < 9:
-            raise DatasetError(f"{source}:{n}: expected 8 coordinates and a text, got {raw!r}")
-        try:
-            c = [float(v) for v in parts[:8]]
-        except ValueError as exc:
-            raise DatasetError(f"{source}:{n}: coordinates must be numbers: {raw!r}") from exc
-        out.append(
-            OcrLine(
-                id=len(out),
-                text=parts[8].strip(),
-                box=((c[0], c[1]), (c[2], c[3]), (c[4], c[5]), (c[6], c[7])),
-            )
-        )
-    return out
+    """Lines of a SROIE box file (`models.ocr.linefile`'s parser, with the dataset's error)."""
+    try:
+        return parse_sroie_boxes(text, source=source)
+    except LineFileError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def load_split(path: Path = SPLIT_FILE) -> dict[str, list[str]]:
