@@ -1,29 +1,18 @@
-"""The scanner agent's logs: JSON lines (journald, log shippers) or text, rotated by size.
+"""The scanner agent's logs: the `logging:` config section, applied with `models.logs`.
 
-Configured by the `logging:` section of the agent's config. Each record carries the
-scanner's `device_id`, and the `receipt_id` being handled when code sets it with
-`receipt_context(...)`.
+JSON lines (journald, log shippers) or text, rotated by size. Each record carries the scanner's
+`device_id`, and the `receipt_id` being handled when code sets it with `receipt_context(...)`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import json
-import logging
-import logging.handlers
-import sys
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextlib import AbstractContextManager
 from typing import Literal
 
 from pydantic import Field
 
 from edge_agent.configbase import ConfigPath, StrictModel
-
-receipt_id: ContextVar[str | None] = ContextVar("agent_receipt_id", default=None)
-
-_OURS = "_rm_agent_installed"
+from models import logs
 
 
 class LoggingConfig(StrictModel):
@@ -37,69 +26,20 @@ class LoggingConfig(StrictModel):
     backup_count: int = Field(default=3, ge=0, description="Rotated files kept.")
 
 
-@contextlib.contextmanager
-def receipt_context(rid: str) -> Iterator[None]:
-    token = receipt_id.set(rid)
-    try:
-        yield
-    finally:
-        receipt_id.reset(token)
-
-
-class JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "message", "device_id", "receipt_id"?, "exc"?}` per line."""
-
-    def __init__(self, device_id: str | None = None) -> None:
-        super().__init__()
-        self.device_id = device_id
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if self.device_id:
-            entry["device_id"] = self.device_id
-        if (rid := receipt_id.get()) is not None:
-            entry["receipt_id"] = rid
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+def receipt_context(rid: str) -> AbstractContextManager[None]:
+    """Within the block, records carry `receipt_id`."""
+    return logs.log_context(receipt_id=rid)
 
 
 def configure_logging(
     config: LoggingConfig, device_id: str | None = None, *, tty: bool | None = None
 ) -> None:
-    """Replace the root's console handler by ours, and add the rotated file if configured."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _OURS, False) or type(handler) is logging.StreamHandler:
-            root.removeHandler(handler)
-            handler.close()
-    fmt = config.format
-    if fmt == "auto":
-        fmt = "text" if (sys.stderr.isatty() if tty is None else tty) else "json"
-    stream = logging.StreamHandler()
-    stream.setFormatter(
-        JsonFormatter(device_id)
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Install the handlers `config` asks for; every record carries the scanner's device id."""
+    logs.configure_logging(
+        config.format,
+        log_file=config.file,
+        max_bytes=config.max_bytes,
+        backup_count=config.backup_count,
+        static={"device_id": device_id} if device_id else None,
+        tty=tty,
     )
-    handlers: list[logging.Handler] = [stream]
-    if config.file is not None:
-        config.file.parent.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.RotatingFileHandler(
-            config.file,
-            maxBytes=config.max_bytes,
-            backupCount=config.backup_count,
-            encoding="utf-8",
-        )
-        rotating.setFormatter(JsonFormatter(device_id))
-        handlers.append(rotating)
-    for handler in handlers:
-        setattr(handler, _OURS, True)
-        root.addHandler(handler)

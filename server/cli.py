@@ -36,7 +36,7 @@ def load_settings() -> Settings:
 
 def setup_logging(settings: Settings) -> None:
     """JSON or text logs, and the rotated log file, as RM_OBSERVABILITY__* say."""
-    from server.observability.logs import configure_logging
+    from models.logs import configure_logging
 
     obs = settings.observability
     configure_logging(

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.logs import log_context
 from models.protocol import device_topic
 from server.images.base import ImageStore
 from server.ingest import mqtt
 from server.ingest.interpret import Incoming, Refused
 from server.ingest.repository import IngestRepository
 from server.ingest.service import BatchResult, ingest_batch
-from server.observability.logs import log_context
 from server.observability.metrics import IngestMetrics, topic_kind
 from server.settings import IngestSettings, MqttSettings
 

@@ -36,9 +36,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from models.logs import request_id
 from server.db.models import Device
 from server.fleet.rollout_repository import rollout_gauges
-from server.observability.logs import request_id
 
 logger = logging.getLogger(__name__)
 

@@ -18,18 +18,18 @@ from tests.edge_agent.helpers import Subscriber
 DEVICE = "dev-1"
 
 
-def receipt_scan(outbox: Outbox, image: bytes = b"\xff\xd8jpeg") -> str:
+def receipt_scan(outbox: Outbox, image: bytes = b"\xff\xd8jpeg", device: str = DEVICE) -> str:
     rid = str(uuid.uuid4())
     outbox.add_scan(
         rid,
         [
             OutMessage(
-                device_topic(DEVICE, "receipt"),
+                device_topic(device, "receipt"),
                 json.dumps({"receipt_id": rid}).encode(),
                 1,
                 "receipt",
             ),
-            OutMessage(device_topic(DEVICE, f"image/{rid}"), image, 1, "image"),
+            OutMessage(device_topic(device, f"image/{rid}"), image, 1, "image"),
         ],
     )
     return rid

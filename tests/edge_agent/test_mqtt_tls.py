@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 
 from edge_agent.mqtt import BrokerConfig, MqttLink, TlsConfig
-from edge_agent.outbox import Outbox, OutboxConfig, OutMessage
+from edge_agent.outbox import Outbox, OutboxConfig
 from models.protocol import DeliveryAck, StatusMessage, device_topic
+from tests.edge_agent.test_mqtt import receipt_scan
 from tests.provisioning.test_broker import Fleet, fleet, tls_fleet  # noqa: F401  (pytest fixtures)
 
 
@@ -36,19 +36,6 @@ def tls_link(fleet: Fleet, pki: Path, port: int, tmp_path: Path, password: str) 
     )
 
 
-def receipt_scan(outbox: Outbox, device: str = "dev-a") -> str:
-    rid = str(uuid.uuid4())
-    receipt = json.dumps({"receipt_id": rid}).encode()
-    outbox.add_scan(
-        rid,
-        [
-            OutMessage(device_topic(device, "receipt"), receipt, 1, "receipt"),
-            OutMessage(device_topic(device, f"image/{rid}"), b"\xff\xd8jpeg", 1, "image"),
-        ],
-    )
-    return rid
-
-
 def wait(check, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,7 +52,7 @@ def test_scan_over_tls_reaches_ingest_and_its_ack_empties_the_outbox(
     ingest = fleet.connect("ingest")
     assert ingest.subscribe("$share/ingest/rm/v1/dev/+/receipt")
     link = tls_link(fleet, pki, port, tmp_path, fleet.creds["dev-a"].password)
-    rid = receipt_scan(link.outbox)
+    rid = receipt_scan(link.outbox, device="dev-a")
     link.start()
     try:
         topic, payload = ingest.next_message(timeout=15)
@@ -82,7 +69,7 @@ def test_scan_over_tls_reaches_ingest_and_its_ack_empties_the_outbox(
 def test_a_wrong_password_over_tls_is_refused(tls_fleet, tmp_path: Path) -> None:
     fleet, _ca, pki, port = tls_fleet
     link = tls_link(fleet, pki, port, tmp_path, "not-the-password")
-    receipt_scan(link.outbox)
+    receipt_scan(link.outbox, device="dev-a")
     link.start()
     try:
         time.sleep(2)

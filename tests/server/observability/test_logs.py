@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from models.logs import JsonFormatter, configure_logging, log_context, make_formatter
 from server.api.app import create_app
 from server.images.local import LocalImageStore
-from server.observability.logs import JsonFormatter, configure_logging, log_context, make_formatter
 from server.settings import Settings
 from tests.server.conftest import Db
 

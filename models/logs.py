@@ -1,8 +1,11 @@
-"""Structured logs: one JSON object per line, with the request, receipt and device in context.
+"""Structured logs of every process (server, ingest, scanner agent): one JSON object per line,
+with the request, receipt and device in context.
 
 `configure_logging` installs the handlers once at process start (stderr, plus a size-rotated
-file when configured). Code that knows which request, receipt or device it works for sets it
-with `log_context(...)`; every record logged inside carries it, in JSON as top-level keys.
+file when configured); `static` values (a scanner's device id) go on every record. Code that
+knows which request, receipt or device it works for sets it with `log_context(...)`; every
+record logged inside carries it, in JSON as top-level keys. It lives in `models` because that
+is the package both the scanner and the server install.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ receipt_id: ContextVar[str | None] = ContextVar("receipt_id", default=None)
 device_id: ContextVar[str | None] = ContextVar("device_id", default=None)
 
 _CONTEXT = {"request_id": request_id, "receipt_id": receipt_id, "device_id": device_id}
+#: Values set by `configure_logging(static=...)` for the whole process.
+_static: dict[str, str] = {}
 
 LogFormat = Literal["auto", "json", "text"]
 
@@ -43,8 +48,8 @@ def log_context(**values: str | None) -> Iterator[None]:
 
 
 def current_context() -> dict[str, str]:
-    """The context values set now (only those that are)."""
-    return {k: v for k, var in _CONTEXT.items() if (v := var.get()) is not None}
+    """The process's static values and the context values set now (only those that are)."""
+    return _static | {k: v for k, var in _CONTEXT.items() if (v := var.get()) is not None}
 
 
 class JsonFormatter(logging.Formatter):
@@ -91,6 +96,8 @@ def configure_logging(
     log_file: Path | None = None,
     max_bytes: int = 10 << 20,
     backup_count: int = 5,
+    static: dict[str, str] | None = None,
+    tty: bool | None = None,
 ) -> None:
     """Replace the root handlers: stderr in `fmt`, and `log_file` (always JSON) rotated by size.
 
@@ -103,7 +110,9 @@ def configure_logging(
             root.removeHandler(handler)
             handler.close()
     stream = logging.StreamHandler()
-    stream.setFormatter(make_formatter(fmt))
+    _static.clear()
+    _static.update(static or {})
+    stream.setFormatter(make_formatter(fmt, tty=tty))
     setattr(stream, _OURS, True)
     root.addHandler(stream)
     if log_file is not None:
