@@ -62,6 +62,12 @@ def train() -> None:
     "--batch-size", default=None, type=click.IntRange(min=1), help="Lines per batch (new runs)."
 )
 @click.option(
+    "--schedule-epochs",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Epochs over which the learning rate decays (new runs; default 24).",
+)
+@click.option(
     "--resume/--no-resume",
     default=True,
     show_default=True,
@@ -84,6 +90,7 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
     epochs: int,
     steps_per_epoch: int | None,
     batch_size: int | None,
+    schedule_epochs: int | None,
     resume: bool,
     do_export: bool,
     export_only: bool,
@@ -101,6 +108,8 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
         cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
     if batch_size:
         cfg = replace(cfg, batch_size=batch_size)
+    if schedule_epochs:
+        cfg = replace(cfg, schedule_epochs=schedule_epochs)
     trainer = Trainer(run_dir, cfg)
     import tensorflow as tf
 

@@ -28,6 +28,7 @@ from server.ingest.interpret import (
     interpret,
 )
 from server.ingest.repository import IngestRepository
+from server.receipts.intake import admit_receipts
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def ingest_batch(
     fleet = record_reports(session, outcomes, telemetry_history)
     result.configs, result.command_results = fleet.configs, fleet.command_results
     result.refused += fleet.refused
-    repo.insert_receipts(list(receipts.values()))
+    admit_receipts(session, list(receipts.values()))
     repo.insert_images(list(images.values()))
     repo.insert_dead_letters(
         [

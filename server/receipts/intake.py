@@ -1,0 +1,25 @@
+"""Admission of new receipts, whatever brought them: a scanner over MQTT or a photo upload.
+
+Every rule about a *new* receipt lives behind this one function, so that a receipt is treated
+the same way whichever way it came in: plan quotas (over-quota receipts are kept and held),
+duplicate flags and webhook events hook in here, not in the ingest worker or the upload job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from server.ingest.repository import IngestRepository
+
+
+def admit_receipts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert new `receipts` rows (column -> value) in the caller's transaction; flushes.
+
+    A row whose id is already stored is skipped (idempotent redelivery); the caller commits.
+    """
+    if rows:
+        IngestRepository(session).insert_receipts(rows)
+        session.flush()
