@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,7 +31,13 @@ from models.document import (
 from models.document.geometry import frame_quad
 from models.document.rectify import MAX_SIDE
 from models.extraction import extract_fields
-from models.ocr import OcrEngine, OcrEngineConfig, TesseractConfig, build_engine
+from models.ocr import (
+    EngineUnavailable,
+    OcrEngine,
+    OcrEngineConfig,
+    TesseractConfig,
+    build_engine,
+)
 from models.receipt import Receipt
 
 logger = logging.getLogger(__name__)
@@ -58,6 +66,17 @@ class PipelineConfig(BaseModel):
         title="Find the receipt",
         description="Look for the receipt's outline and rectify it; off for images that are "
         "already cropped flat scans.",
+    )
+    finder: Literal["auto", "contour", "litert"] = Field(
+        default="auto",
+        title="Receipt finder",
+        description="litert: the trained corner model; contour: the classical outline search; "
+        "auto: the model when the model folder has one and LiteRT can run, else contour.",
+    )
+    finder_model_dir: Path | None = Field(
+        default=None,
+        title="Finder's model folder",
+        description="Folder with manifest.json and finder.tflite; unset: models/artifacts.",
     )
     max_side: int = Field(
         default=MAX_SIDE,
@@ -149,7 +168,7 @@ def build_pipeline(config: PipelineConfig | None = None) -> Pipeline:
     """A ready pipeline. Raises `models.ocr.EngineUnavailable` if the OCR engine can't run."""
     config = config or PipelineConfig()
     engine = build_engine(config.ocr, threads=config.threads)
-    finder = ContourFinder() if config.find_receipt else None
+    finder = _build_finder(config) if config.find_receipt else None
     logger.info(
         "read pipeline: ocr %s %s, %d threads, finder %s",
         engine.name,
@@ -158,6 +177,27 @@ def build_pipeline(config: PipelineConfig | None = None) -> Pipeline:
         finder.name if finder else "off",
     )
     return Pipeline(config, engine, finder)
+
+
+def _build_finder(config: PipelineConfig) -> ReceiptFinder:
+    """The configured finder; `auto` falls back to the contour finder, saying why, at debug level.
+
+    An explicit `litert` whose model is missing or can't run raises `EngineUnavailable`.
+    """
+    if config.finder == "contour":
+        return ContourFinder()
+    from models.litert import ManifestError, RuntimeUnavailable
+    from models.litert.finder import LiteRTFinder
+    from models.ocr.litert import ARTIFACTS
+
+    folder = config.finder_model_dir or ARTIFACTS
+    try:
+        return LiteRTFinder(folder, num_threads=config.threads)
+    except (ManifestError, RuntimeUnavailable, RuntimeError) as exc:
+        if config.finder == "litert":
+            raise EngineUnavailable(f"LiteRT receipt finder unavailable: {exc}") from exc
+        logger.debug("no LiteRT finder in %s (%s): contour finder", folder, exc)
+        return ContourFinder()
 
 
 @contextmanager

@@ -43,3 +43,21 @@ def test_a_quad_filling_the_frame_is_a_flat_scan(finder):
     centres = [(8, 8), (376, 8), (376, 504), (8, 504)]
     found = finder.find(frame_with_dots(centres))
     assert found is not None and found.flat_scan
+
+
+def test_the_pipeline_uses_the_finder_it_is_configured_with(tmp_path):
+    from models.document import ContourFinder
+    from models.ocr import EngineUnavailable
+    from models.pipeline import PipelineConfig, build_pipeline
+
+    folder = make_folder(tmp_path / "models", "tiny_finder_float.tflite", name="finder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    auto = build_pipeline(PipelineConfig(finder_model_dir=folder))
+    assert isinstance(auto.finder, LiteRTFinder)
+    fallback = build_pipeline(PipelineConfig(finder_model_dir=empty))
+    assert isinstance(fallback.finder, ContourFinder)
+    with pytest.raises(EngineUnavailable, match="finder"):
+        build_pipeline(PipelineConfig(finder="litert", finder_model_dir=empty))
+    contour = build_pipeline(PipelineConfig(finder="contour", finder_model_dir=folder))
+    assert isinstance(contour.finder, ContourFinder)
