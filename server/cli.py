@@ -104,6 +104,38 @@ def ingest() -> None:
     worker.run()
 
 
+@click.command("jobs")
+def jobs() -> None:
+    """Migrate the database, then run background jobs (reading uploaded photos) until stopped."""
+    from server.images.store import build_image_store
+    from server.jobs.handlers import build_job_worker
+
+    settings = load_settings()
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    worker = build_job_worker(
+        settings, session_factory(engine), build_image_store(settings.image_store)
+    )
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping the job worker after its current job", signum)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    cfg = settings.jobs
+    if cfg.metrics_port:
+        from server.observability.metrics import DatabaseMetrics, serve_metrics
+
+        DatabaseMetrics.register(worker.metrics.registry, engine)
+        serve_metrics(worker.metrics.registry, cfg.metrics_host, cfg.metrics_port)
+        logger.info("metrics on http://%s:%d/metrics", cfg.metrics_host, cfg.metrics_port)
+    try:
+        worker.run()
+    finally:
+        engine.dispose()
+
+
 @click.group("admin")
 def admin() -> None:
     """Register organisations, devices and API tokens; inspect dead letters."""
@@ -132,6 +164,38 @@ def create_org(name: str) -> None:
         click.echo(f"organisation {org.name} created ({org.id})")
 
 
+@admin.command("set-plan")
+@click.argument("org")
+@click.argument("plan")
+def set_plan(org: str, plan: str) -> None:
+    """Put organisation ORG on PLAN (starter, pro, business, enterprise); releases what fits."""
+    from server.accounts.audit import Actor
+    from server.organizations.repository import OrganizationRepository
+    from server.plans.catalog import Plan
+    from server.plans.quota import change_plan
+
+    try:
+        parsed = Plan.parse(plan)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="PLAN") from exc
+    with _transaction() as session:
+        found = OrganizationRepository(session).get_by_name(org)
+        if found is None:
+            raise click.ClickException(f"no organisation named {org!r}")
+        done = change_plan(session, found.id, parsed, Actor.system("cli"))
+    click.echo(f"{org}: {done.before.value} -> {done.after.value}, {done.released} released")
+
+
+@admin.command("release-held")
+def release_held() -> None:
+    """Release receipts held over monthly quotas that now fit (the ingest worker does it too)."""
+    from server.plans.quota import release_due
+
+    with _transaction() as session:
+        released = release_due(session)
+    click.echo(f"{released} held receipts released")
+
+
 @admin.command("add-device")
 @click.argument("org")
 @click.argument("device_id")
@@ -145,10 +209,22 @@ def add_device(org: str, device_id: str) -> None:
 @admin.command("create-token")
 @click.argument("org")
 @click.option("--name", default="", help="A note saying who or what uses the token.")
-def create_token(org: str, name: str) -> None:
+@click.option(
+    "--role",
+    default="admin",
+    show_default=True,
+    help="What the token may do: owner, admin, member or viewer (viewer: read only).",
+)
+def create_token(org: str, name: str, role: str) -> None:
     """Issue an API token for ORG; it is printed once and only its hash is kept."""
+    from server.accounts.roles import Role
+
+    try:
+        parsed_role = Role.parse(role)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--role") from exc
     with _transaction() as session:
-        issued = orgs.create_token(session, org, name)
+        issued = orgs.create_token(session, org, name, parsed_role)
     click.echo(issued.token)
 
 

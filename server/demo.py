@@ -1,6 +1,7 @@
 """`receipts demo`: the whole system in one process on the embedded defaults.
 
 An in-process MQTT broker (`server.broker`), SQLite, a local image store, the ingest worker, the
+job worker that reads photos uploaded on the dashboard, the
 API and a simulated scanner (the real agent with a watched-folder source) that reads the sample
 receipts copied into its inbox. Everything lives under one folder (`.demo/` by default), so a
 second run picks up where the first stopped; `--fresh` starts over.
@@ -184,6 +185,23 @@ def demo(
     seeded = _seed_samples(inbox, samples, data_dir / ".samples-copied")
 
     app = create_app(settings, engine=engine, images=images)
+    from server.jobs.handlers import build_job_worker
+    from server.observability.jobs import JobMetrics
+
+    # photos uploaded on the dashboard are read by this worker (its metrics on the API's /metrics)
+    jobs = build_job_worker(settings, sessions, images, JobMetrics(app.state.metrics.registry))
+    jobs.start()
+    from server.webhooks.metrics import WebhookMetrics
+    from server.webhooks.worker import WebhookWorker
+
+    # webhooks registered in the demo are delivered from here (private addresses allowed)
+    hooks = WebhookWorker(
+        settings.webhooks,
+        sessions,
+        allow_private=settings.webhooks.private_allowed(settings.environment),
+        metrics=WebhookMetrics(app.state.metrics.registry),
+    )
+    hooks.start()
     url = f"http://{host}:{port}/"
     click.echo(
         "\n".join(
@@ -208,6 +226,8 @@ def demo(
     finally:
         agent.stop()
         agent_thread.join(timeout=15)
+        jobs.stop()
+        hooks.stop()
         worker.stop()
         broker.stop()
         engine.dispose()

@@ -14,8 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.accounts.config import AccountsSettings
+from server.api.ratelimit import RateLimitSettings
 from server.fleet.settings import FleetSettings
 from server.images.store import ImageStoreConfig, LocalImageStoreConfig
+from server.jobs.settings import JobsSettings
+from server.uploads.settings import UploadSettings
+from server.webhooks.settings import WebhookSettings
 
 #: Secrets that are examples, never real ones.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password"})
@@ -77,6 +81,12 @@ class IngestSettings(_Group):
     telemetry_history: int = Field(
         default=2880, ge=1, description="Heartbeats kept per device (2880: a day at 30 s)."
     )
+    quota_release_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the worker releases receipts held over a monthly quota that "
+        "now fit (a new month, an upgrade made elsewhere); 0: never (server/plans/quota.py).",
+    )
 
     @field_validator("shared_group", mode="before")
     @classmethod
@@ -130,6 +140,10 @@ class Settings(BaseSettings):
     )
     accounts: AccountsSettings = Field(default_factory=AccountsSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
 
     @field_validator("image_store", mode="before")
     @classmethod

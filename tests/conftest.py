@@ -6,6 +6,7 @@
 - `mosquitto`: a private mosquitto started by the test with a generated config on a free port
   (persistence on, so a restart keeps sessions); `system_broker`: the one on 127.0.0.1:1883.
 - `free_port`: a TCP port nobody listens on.
+- `s3_endpoint`: a real S3-compatible server (moto's server mode) on loopback, per session.
 """
 
 from __future__ import annotations
@@ -189,3 +190,49 @@ def system_broker() -> tuple[str, int]:
     except TimeoutError:
         pytest.fail("the machine's Mosquitto is not listening on 127.0.0.1:1883")
     return ("127.0.0.1", 1883)
+
+
+# --------------------------------------------------------------------------- S3-compatible store
+
+
+@dataclass
+class S3Endpoint:
+    """A real S3-compatible HTTP server (moto's server mode) on loopback."""
+
+    url: str
+    region: str = "us-east-1"
+    access_key_id: str = "test-access-key"
+    secret_access_key: str = "test-secret-key"  # moto accepts any
+
+    def client(self) -> object:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+        )
+
+    def new_bucket(self) -> str:
+        name = f"rm-test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """moto's S3 server (`moto[server]`) in a thread, for the whole test session; each test
+    makes its own bucket with `new_bucket()`."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    port = free_tcp_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    wait_for_port("127.0.0.1", port)
+    yield S3Endpoint(url=f"http://127.0.0.1:{port}")
+    server.stop()

@@ -1,13 +1,23 @@
-"""`receipts backup`: create (dump + manifest, image copy, pruning), verify (restore and compare),
-prune. Scheduled by the systemd timer in infra/backup/systemd/ (or cron); see infra/RUNBOOK.md."""
+"""`receipts backup`: create (dump + manifest, image copy, pruning), verify (restore and compare,
+images included), restore-images, prune. Scheduled by the systemd timer in
+infra/backup/systemd/ (or cron); see infra/RUNBOOK.md.
+
+The image store is the server's (`RM_IMAGE_STORE__*`, local or S3), or a local folder given
+with ``--images``; its copy lives in ``DEST/images`` in the store's own layout.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from infra.backup.retention import Policy, SystemClock, prune
+
+if TYPE_CHECKING:
+    from server.images.base import ListableImageStore
 
 _DB = click.option(
     "--database-url",
@@ -26,6 +36,21 @@ _DAILY = click.option("--keep-daily", default=30, show_default=True, help="Days 
 _MONTHLY = click.option(
     "--keep-monthly", default=12, show_default=True, help="Months with one kept."
 )
+
+
+def _configured_store() -> ListableImageStore | None:
+    """The server's image store when RM_IMAGE_STORE__TYPE names one (s3, or local)."""
+    if not os.environ.get("RM_IMAGE_STORE__TYPE"):
+        return None
+    from pydantic import ValidationError
+
+    from server.images.store import build_image_store
+    from server.settings import Settings
+
+    try:
+        return build_image_store(Settings().image_store)
+    except (ValidationError, OSError) as exc:
+        raise click.ClickException(f"the image store settings are not usable: {exc}") from exc
 
 
 @click.group("backup")
@@ -62,8 +87,11 @@ def create(
     keep_monthly: int,
     no_prune: bool,
 ) -> None:
-    """Dump the database (custom format, with a manifest), copy new images, prune old dumps."""
-    from infra.backup.images import copy_images
+    """Dump the database (custom format, with a manifest), copy new images, prune old dumps.
+
+    Images: the folder ``--images`` (RM_IMAGE_STORE__ROOT), else the store RM_IMAGE_STORE__TYPE
+    configures (s3: every object under the prefix), copied into DEST/images."""
+    from infra.backup.images import ImageCopyError, backup_store, copy_images
     from infra.backup.postgres import BackupError, create_dump
 
     clock = SystemClock()
@@ -72,8 +100,17 @@ def create(
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"dump {dump}")
-    if images is not None:
-        report = copy_images(images, images_dest or dest / "images")
+    store = None if images is not None else _configured_store()
+    try:
+        if images is not None:
+            report = copy_images(images, images_dest or dest / "images")
+        elif store is not None:
+            report = backup_store(store, images_dest or dest / "images")
+        else:
+            report = None
+    except (ImageCopyError, OSError) as exc:
+        raise click.ClickException(f"image copy failed: {exc}") from exc
+    if report is not None:
         click.echo(f"images: {report.copied} copied, {report.unchanged} already there")
     if not no_prune:
         for path in prune(dest, clock, Policy(daily=keep_daily, monthly=keep_monthly)):
@@ -98,6 +135,13 @@ def create(
 )
 @click.option("--live", is_flag=True, help="Also compare with the live database as it is now.")
 @click.option("--keep-scratch", is_flag=True, help="Leave the restored database for inspection.")
+@click.option(
+    "--images-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The image backup to check (default: images/ beside the dump).",
+)
+@click.option("--skip-images", is_flag=True, help="Check the database only.")
 def verify(
     *,
     dump: Path | None,
@@ -106,8 +150,11 @@ def verify(
     scratch_url: str | None,
     live: bool,
     keep_scratch: bool,
+    images_dir: Path | None,
+    skip_images: bool,
 ) -> None:
-    """Restore DUMP (default: the newest in DEST) into a scratch database and compare it."""
+    """Restore DUMP (default: the newest in DEST) into a scratch database and compare it;
+    every image its receipts refer to must have an intact copy in the image backup."""
     from infra.backup.postgres import BackupError, latest_dump, verify_dump
 
     try:
@@ -122,6 +169,7 @@ def verify(
             scratch_url or database_url,
             live_source_url=database_url if live else None,
             keep_scratch=keep_scratch,
+            images_dir=None if skip_images else (images_dir or chosen.parent / "images"),
         )
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -130,10 +178,45 @@ def verify(
     if not report.ok:
         raise click.ClickException(f"{chosen.name} does not restore to its source")
     kept = f" (kept as {report.scratch_database})" if keep_scratch else ""
+    images = "" if skip_images else f", {report.images_checked} images intact"
     click.echo(
         f"OK {chosen.name}: {len(report.restored)} tables, {report.rows} rows restored "
-        f"and matching{kept}"
+        f"and matching{images}{kept}"
     )
+
+
+@backup.command("restore-images")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The image backup folder (DEST/images).",
+)
+@click.option(
+    "--images",
+    envvar="RM_IMAGE_STORE__ROOT",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A local image store to restore into [RM_IMAGE_STORE__ROOT]; else RM_IMAGE_STORE__*.",
+)
+def restore_images(*, source: Path, images: Path | None) -> None:
+    """Put the images of a backup into the (empty or partial) image store, each checked
+    against its sha256; images already there are left alone."""
+    from infra.backup.images import ImageCopyError, restore_store
+    from server.images.local import LocalImageStore, LocalImageStoreConfig
+
+    if images is not None:
+        store: ListableImageStore | None = LocalImageStore(LocalImageStoreConfig(root=images))
+    else:
+        store = _configured_store()
+    if store is None:
+        raise click.UsageError("say where to restore: --images DIR, or RM_IMAGE_STORE__TYPE=s3")
+    try:
+        report = restore_store(source, store)
+    except (ImageCopyError, OSError) as exc:
+        raise click.ClickException(f"image restore failed: {exc}") from exc
+    click.echo(f"images: {report.copied} restored, {report.unchanged} already there")
 
 
 @backup.command("prune")

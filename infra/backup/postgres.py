@@ -191,6 +191,8 @@ class VerifyReport:
     scratch_database: str
     restored: dict[str, TableDigest] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: Images the restored `receipt_images` refer to, checked against the image backup.
+    images_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -228,18 +230,39 @@ def _admin(conn_target: Target, statement: sql.Composable) -> None:
         conn.close()
 
 
+def _check_images(conn: PgConnection, images_dir: Path, report: VerifyReport) -> None:
+    from infra.backup.images import missing_images
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.receipt_images') IS NOT NULL")
+        row = cur.fetchone()
+        if not row or not row[0]:
+            return  # a dump from before images were kept in the database
+        cur.execute("SELECT DISTINCT sha256 FROM receipt_images ORDER BY 1")
+        digests = [str(r[0]) for r in cur.fetchall()]
+    report.images_checked = len(digests)
+    missing = missing_images(digests, images_dir)
+    for digest in missing[:10]:
+        report.problems.append(f"image {digest}: no intact copy in {images_dir}")
+    if len(missing) > 10:
+        report.problems.append(f"... and {len(missing) - 10} more images missing or damaged")
+
+
 def verify_dump(
     dump: Path,
     scratch_server_url: str,
     *,
     live_source_url: str | None = None,
     keep_scratch: bool = False,
+    images_dir: Path | None = None,
 ) -> VerifyReport:
     """Restore `dump` into a new database on `scratch_server_url`'s server and check it.
 
     The scratch database is created through the maintenance database `postgres` of that
     server (its user needs CREATEDB). Compared with the manifest beside the dump and, with
-    `live_source_url`, with the live source database as it is now.
+    `live_source_url`, with the live source database as it is now. With `images_dir` (the
+    image backup), every image the restored `receipt_images` name must have an intact copy
+    there: a restore brings back the receipts *and* their images.
     """
     server = Target.parse(scratch_server_url)
     scratch_name = f"rm_verify_{uuid.uuid4().hex[:12]}"
@@ -278,6 +301,8 @@ def verify_dump(
         conn = scratch.connect()
         try:
             report.restored = table_digests(conn)
+            if images_dir is not None:
+                _check_images(conn, images_dir, report)
         finally:
             conn.rollback()
             conn.close()

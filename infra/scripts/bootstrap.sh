@@ -12,7 +12,7 @@ extras="${1:-edge,server,dev,ops}"
 apt_packages=(
   systemd openssl
   mosquitto tesseract-ocr tesseract-ocr-eng
-  prometheus nginx
+  prometheus prometheus-alertmanager nginx
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-noto-mono
   fonts-terminus-otb xfonts-terminus
   chromium

@@ -14,18 +14,24 @@ from pathlib import Path
 import click
 
 from models.evaluation.corrections import CorrectionError, corrected_receipts
+from models.evaluation.crossval import Labelled, calibration_from, cross_validate_extractor
+from models.evaluation.finder_cli import finder_command
 from models.evaluation.learn import cross_validate, fit_chosen, header_example
 from models.evaluation.ocr_cli import ocr_command
 from models.evaluation.scoring import FIELDS, ReceiptScore, Report, score_receipt, summarise
 from models.evaluation.sroie import SPLIT_FILE, DatasetError, load_split, samples
 from models.extraction import Extraction, extract_fields
-from models.extraction.calibration import CALIBRATED, TABLE_FILE, Calibration, fit_isotonic
+from models.extraction.calibration import TABLE_FILE
+from models.extraction.extract import DEFAULT_MODELS
 from models.extraction.linear import TABLE_FILE as MODELS_FILE
 from models.receipt import OcrLine
 
 log = logging.getLogger(__name__)
 
 OCR_CHOICES = ("gt", "litert", "tesseract")
+
+#: Regularisation of the learned header scorers (chosen by `train-lines` cross-validation).
+DEFAULT_L2 = 10.0
 
 
 @click.group("eval")
@@ -34,6 +40,7 @@ def eval_group() -> None:
 
 
 eval_group.add_command(ocr_command)
+eval_group.add_command(finder_command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +158,41 @@ def _print_report(report: Report, ocr: str, split: str, ms: list[float]) -> None
     is_flag=True,
     help="List each wrong field (allowed on --split train only, to keep val unseen).",
 )
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    default=None,
+    help="Cross-validate on the train split: each receipt is read with learned scorers and a "
+    "calibration fitted on the other folds only (honest figures for tuning; train split only).",
+)
+@click.option(
+    "--l2",
+    type=float,
+    default=DEFAULT_L2,
+    show_default=True,
+    help="With --folds: regularisation of the header scorers refitted per fold.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def fields(
-    *, data: Path, ocr: str, split_name: str, split_file: Path, errors: bool, as_json: bool
+    *,
+    data: Path,
+    ocr: str,
+    split_name: str,
+    split_file: Path,
+    errors: bool,
+    folds: int | None,
+    l2: float,
+    as_json: bool,
 ) -> None:
     """Score company, date, address and total as SROIE does."""
     corrections = not (data / "box").is_dir() and any(data.glob("*.jsonl"))
     if errors and split_name != "train" and not corrections:
         raise click.UsageError("--errors is for the train split only; tune rules on train, not val")
+    if folds is not None:
+        if split_name != "train" or corrections or ocr != "gt":
+            raise click.UsageError("--folds cross-validates the SROIE train split: --split train")
+        _cross_validated(_train_cases(data, split_file), folds, l2, errors, as_json)
+        return
     if corrections and ocr != "gt":
         raise click.UsageError("a corrections folder has no images: use --ocr gt (stored lines)")
     try:
@@ -185,6 +219,28 @@ def fields(
         click.echo(json.dumps({"ocr": ocr, "split": split_name, **asdict(report)}, default=str))
     else:
         _print_report(report, ocr, title, ms)
+
+
+def _labelled(cases: list[Case]) -> list[Labelled]:
+    return [Labelled(c.id, c.key, c.lines) for c in cases]
+
+
+def _cross_validated(cases: list[Case], folds: int, l2: float, errors: bool, as_json: bool) -> None:
+    keep = tuple(DEFAULT_MODELS.models)
+    start = time.perf_counter()
+    result = cross_validate_extractor(_labelled(cases), folds, l2=l2, keep=keep)
+    seconds = time.perf_counter() - start
+    if errors:
+        for case, extraction, score in zip(cases, result.extractions, result.scores, strict=True):
+            _echo_errors(case, extraction, score)
+    report = summarise(result.scores)
+    title = f"SROIE train split, {folds}-fold cross-validation (learned: {', '.join(keep) or '-'})"
+    if as_json:
+        body = {"ocr": "gt", "split": "train", "folds": folds, **asdict(report)}
+        click.echo(json.dumps(body, default=str))
+    else:
+        _print_report(report, "gt", title, [])
+        click.echo(f"({seconds:.0f} s)")
 
 
 def _echo_errors(case: Case, result: Extraction, score: ReceiptScore) -> None:
@@ -242,26 +298,29 @@ def _train_cases(data: Path, split_file: Path) -> list[Case]:
 
 @eval_group.command("calibrate")
 @_train_split_options
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    default=5,
+    show_default=True,
+    help="The raw confidences are taken out of fold: each receipt read by scorers fitted on "
+    "the other folds, so the table maps held-out confidences to held-out accuracy.",
+)
+@click.option("--l2", type=float, default=DEFAULT_L2, show_default=True)
 @_out_option(TABLE_FILE, "Where to write the calibration table.")
-def calibrate(*, data: Path, split_file: Path, out: Path) -> None:
-    """Fit the per-field confidence calibration on the train split (never on val)."""
+def calibrate(*, data: Path, split_file: Path, folds: int, l2: float, out: Path) -> None:
+    """Fit the per-field confidence calibration on held-out train folds (never on val)."""
     cases = _train_cases(data, split_file)
-    pairs: dict[str, list[tuple[float, bool]]] = {name: [] for name in CALIBRATED}
-    scoring_name = {"merchant": "company", "address": "address", "date": "date", "total": "total"}
-    for case in cases:
-        result = extract_fields(case.lines(), case.image_size, calibration=None)
-        score = score_receipt(case.id, result.fields, case.key, result.needs_review)
-        for name in CALIBRATED:
-            r = score.fields[scoring_name[name]]
-            if r.confidence is not None:
-                pairs[name].append((r.confidence, r.correct))
-    table = Calibration(
-        {name: fit_isotonic(p) for name, p in pairs.items()},
-        source=f"SROIE train split of {split_file.name}, {len(cases)} receipts",
+    keep = tuple(DEFAULT_MODELS.models)
+    result = cross_validate_extractor(_labelled(cases), folds, l2=l2, keep=keep)
+    table = calibration_from(
+        result.pairs,
+        f"SROIE train split of {split_file.name}, {len(cases)} receipts, "
+        f"out-of-fold confidences ({folds} folds)",
     )
     out.write_text(table.to_json())
     for name, steps in table.fields.items():
-        click.echo(f"{name:<8} {len(steps.values)} steps, {len(pairs[name])} pairs")
+        click.echo(f"{name:<8} {len(steps.values)} steps, {len(result.pairs[name])} pairs")
     click.echo(f"wrote {out}")
 
 

@@ -63,6 +63,10 @@ _DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}\b|\b\d{1,2
 _MONEY = re.compile(r"\d\.\d{2}\s*$")
 _LABEL = re.compile(r"^\s*([^:\d]{0,30}?)\s*:")
 _MAX_LINES = 6
+_ROAD_FIRST = re.compile(
+    r"^ (?:JALAN|JLN|JL|LORONG|LRG|PERSIARAN|LEBUH|LEBUHRAYA|STREET|ROAD|AVENUE|RUE|CALLE|VIA) "
+)
+_UNIT_FIRST = re.compile(r"^ (?:NO|LOT|UNIT|BLOCK|BLK|SUITE|LEVEL|FLOOR|G|GF|LG|PT|PTD) ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +145,26 @@ def _leading_name(line: Line) -> bool:
     return text.startswith("(") or not (re.search(r"\d", text) or _STREET.search(fold(text)))
 
 
+def _words(text: str) -> set[str]:
+    return {w for w in fold(text).split() if len(w) >= 3 and not w.isdigit()}
+
+
+def _branch_title(run: list[Line]) -> bool:
+    """The run's first line names the branch, not the street: it does not start with a house
+    number or unit, has no comma, and its place words recur in the address below
+    ('SUSHI MENTAI PLAZA DANAU' / 'NO.37-1, PLAZA DANAU DESA 2, ...')."""
+    first = run[0].text.strip()
+    if "," in first or _HOUSE_NUMBER.match(first.upper()) or _UNIT_FIRST.match(fold(first)):
+        return False
+    if _ROAD_FIRST.match(fold(first)):
+        return False  # 'JALAN LOKE YEW BENTONG': a street, however repeated
+    rest = set().union(*(_words(ln.text) for ln in run[1:]))
+    return len(_words(first) & rest) >= 2
+
+
 def _trim(run: list[Line]) -> list[Line]:
     """Drop a branch name before the address and a mall name after its postcode."""
-    while len(run) > 1 and _leading_name(run[0]):
+    while len(run) > 1 and (_leading_name(run[0]) or _branch_title(run)):
         run = run[1:]
     while (
         len(run) > 1

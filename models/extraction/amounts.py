@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -97,6 +98,7 @@ def _join_broken(text: str) -> str:
     return _BROKEN_DECIMAL.sub(repl, text)
 
 
+@functools.lru_cache(maxsize=8192)
 def clean_amount_text(text: str) -> str:
     """The text with misread digits fixed and split numbers joined, ready for `find_amounts`."""
     return _join_broken(fix_digits(text))

@@ -52,18 +52,51 @@ def _label_for(
             break  # another amount sits between: the label is not ours
     if not prefix.strip() and not page.left_of(line):
         above = page.above(line)
-        if above is not None and not amounts[above.id]:
+        if above is not None and not any(amounts[o.id] for o in page.row_of(above)):
             found = label_of(above.text)
             if found:  # a total split over two lines: 'TOTAL' then the amount below
                 return found[0], found[1] * 0.8, (above.id,), above.text
     return None, 0.0, (), prefix
 
 
+#: A tax summary table's heading: the amounts below it restate the tax, not the total.
+_SUMMARY = re.compile(r"\b(?:GST|TAX|VAT|MWST|TVA|IVA|BTW)\s*SUMMARY\b|\bTAX\s+CODE\b", re.I)
+#: '100.000' on a payment line: some tills print three decimals there.
+_THREE_DECIMALS = re.compile(r"(?<![\d.,])(\d{1,5})[.,](\d{2})0(?![\d.,])")
+
+
+def _summary_start(page: Page) -> int:
+    """The reading order of a tax summary heading, or past the end when there is none."""
+    return next((ln.order for ln in page.lines if _SUMMARY.search(ln.text)), len(page.lines))
+
+
+def _payment_amounts(page: Page, line: Line, text: str) -> list[Amount]:
+    """'CASH 100.000': an amount with three decimals on a payment line, read as money."""
+    row_text = " ".join(o.text for o in page.row_of(line))
+    found = label_of(row_text)
+    if found is None or found[0] not in (Label.TENDERED, Label.CHANGE):
+        return []
+    return [
+        Amount(
+            Decimal(f"{m.group(1)}.{m.group(2)}"), line.id, m.start(), m.end(), True, None, False
+        )
+        for m in _THREE_DECIMALS.finditer(text)
+    ]
+
+
 def money_candidates(page: Page, decimal_comma: bool) -> list[MoneyCandidate]:
-    """Every amount on the receipt; on a labelled line only the rightmost amount takes the label."""
+    """Every amount on the receipt; on a labelled line only the rightmost amount takes the label.
+
+    Below a tax summary heading ('GST SUMMARY') totals lose their label: the table restates
+    the taxed amounts, it does not state what was paid.
+    """
     out: list[MoneyCandidate] = []
     cleaned = {line.id: clean_amount_text(line.text) for line in page.lines}
     by_line = {i: find_amounts(t, i, decimal_comma) for i, t in cleaned.items()}
+    for line in page.lines:
+        if not by_line[line.id] and not decimal_comma:
+            by_line[line.id] = _payment_amounts(page, line, cleaned[line.id])
+    summary = _summary_start(page)
     for line in page.lines:
         text = cleaned[line.id]
         amounts = by_line[line.id]
@@ -82,6 +115,8 @@ def money_candidates(page: Page, decimal_comma: bool) -> list[MoneyCandidate]:
                 label, strength, ids, label_text = None, 0.0, (), ""
             if label is Label.ROUNDING and abs(amount.value) >= 1:
                 label, strength = Label.TOTAL, 0.9  # 'ROUNDING RM 13.60': the rounded total
+            if line.order > summary and label in (Label.TOTAL, Label.SUBTOTAL):
+                label, strength = None, 0.0
             out.append(
                 MoneyCandidate(
                     value=amount.value,

@@ -13,6 +13,10 @@ from models.extraction.keywords import Label
 
 _CENT = Decimal("0.01")
 _ZERO = Decimal(0)
+#: A tax or tip above this share of its base is not one (VAT tops out at 27 %).
+_MAX_SHARE = Decimal("0.35")
+#: Cash rounding (5 cents, as in Malaysia, Switzerland, Australia) applied without a line.
+_CASH_ROUNDING = Decimal("0.05")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,8 @@ class _Reconciled:
     rounding: MoneyCandidate | None = None
     tendered: MoneyCandidate | None = None
     change: MoneyCandidate | None = None
+    base: MoneyCandidate | None = None
+    sections: bool = False
     passed: list[str] = field(default_factory=list)
 
 
@@ -74,12 +80,15 @@ def _sections_add_up(value: Decimal, cands: list[MoneyCandidate]) -> bool:
 
 
 def _reconcile(
-    value: Decimal, cands: list[MoneyCandidate], items_sum: Decimal | None
+    value: Decimal, cands: list[MoneyCandidate], items_sum: Decimal | None, labelled: bool = True
 ) -> _Reconciled:
-    """Find the parts that add up to `value`: subtotal + tax + tip - discount ± rounding."""
+    """Find the parts that add up to `value`: subtotal + tax + tip - discount ± rounding, and
+    the payment: tendered - change. `labelled`: some amount equal to `value` is labelled total
+    (otherwise a subtotal of the same value alone proves nothing)."""
     result = _Reconciled()
     subtotals = _by_label(cands, Label.SUBTOTAL)
-    taxes = [c for c in _by_label(cands, Label.TAX) if c.value >= 0]
+    # A 'tax' at 0 % with an amount is a summary row's taxable sum, not a tax.
+    taxes = [c for c in _by_label(cands, Label.TAX) if c.value >= 0 and c.rate != 0]
     tips = _by_label(cands, Label.TIP)
     discounts = _by_label(cands, Label.DISCOUNT)
     roundings = [c for c in _by_label(cands, Label.ROUNDING) if abs(c.value) < 1]
@@ -89,8 +98,12 @@ def _reconcile(
     for base, tax, tip, disc, rnd in product(
         bases, _opt(taxes), _opt(tips), _opt(discounts), _opt(roundings)
     ):
+        if (tax and tax.value > _MAX_SHARE * base.value) or (
+            tip and tip.value > _MAX_SHARE * base.value
+        ):
+            continue  # no tax rate or tip is a third of the bill
         parts = [base, tax, tip, disc, rnd]
-        if all(p is None for p in parts[1:]) and base.label is Label.TOTAL:
+        if all(p is None for p in parts[1:]) and (base.label is Label.TOTAL or not labelled):
             continue
         amount = base.value
         amount += tax.value if tax else _ZERO
@@ -98,21 +111,37 @@ def _reconcile(
         amount -= abs(disc.value) if disc else _ZERO
         # A rounding's sign is often lost ('(0.02)', '0.02'): accept either direction.
         adjust = abs(rnd.value) if rnd else _ZERO
-        if _eq(amount + adjust, value) or _eq(amount - adjust, value):
+        exact = _eq(amount + adjust, value) or _eq(amount - adjust, value)
+        # Cash rounding to 5 cents is often applied without a line saying so.
+        if exact or (rnd is None and tax is not None and abs(amount - value) <= _CASH_ROUNDING):
             result.subtotal = base if base.label is Label.SUBTOTAL else None
             result.taxes = [tax] if tax else []
             result.tip, result.discount, result.rounding = tip, disc, rnd
+            result.base = base
             result.passed.append("parts add up to the total")
             found = True
             break
     if not found:
         result.subtotal = _last_best(subtotals)
-        result.taxes = taxes[-1:] if taxes else []
+        plausible = [t for t in taxes if t.value <= _MAX_SHARE * value]
+        result.taxes = plausible[-1:]
         result.tip = _last_best(tips)
         result.discount = _last_best(discounts)
         result.rounding = _last_best(roundings)
     if not found and _sections_add_up(value, cands):
         result.passed.append("section totals add up to the total")
+        result.sections = True
+    _payment(value, cands, result)
+    if items_sum is not None and items_sum > 0:
+        target = result.subtotal.value if result.subtotal else value
+        if _eq(items_sum, target) or _eq(items_sum, value):
+            result.passed.append("items add up")
+    return result
+
+
+def _payment(value: Decimal, cands: list[MoneyCandidate], result: _Reconciled) -> None:
+    """Check the payment against `value`: tendered - change, paid = total, or a change whose
+    tendered sum lost its label; records what passed in `result`."""
     tendereds = [c for c in _by_label(cands, Label.TENDERED) if c.value > 0]
     changes = [c for c in _by_label(cands, Label.CHANGE) if c.value >= 0]
     for tend, chg in product(tendereds, changes):
@@ -122,17 +151,31 @@ def _reconcile(
             break
     else:
         equal = [t for t in tendereds if _eq(t.value, value)]
+        implied = _implied_tender(value, cands, changes)
         if equal:
             result.tendered = equal[-1]
             result.passed.append("paid = total")
+        elif implied is not None:
+            result.tendered, result.change = implied
+            result.passed.append("tendered - change = total")
         else:
             result.tendered = _last_best(tendereds)
             result.change = _last_best(changes)
-    if items_sum is not None and items_sum > 0:
-        target = result.subtotal.value if result.subtotal else value
-        if _eq(items_sum, target) or _eq(items_sum, value):
-            result.passed.append("items add up")
-    return result
+
+
+def _implied_tender(
+    value: Decimal, cands: list[MoneyCandidate], changes: list[MoneyCandidate]
+) -> tuple[MoneyCandidate, MoneyCandidate] | None:
+    """A change whose amount plus `value` is an amount printed near it: the tendered sum whose
+    label OCR lost or misread ('TENOER 100.00', 'CHANGE 20.65' for a total of 79.35)."""
+    for chg in changes:
+        if chg.value <= 0:
+            continue
+        for c in cands:
+            near = abs(c.line.order - chg.line.order) <= 4
+            if near and c.label in (None, Label.TENDERED) and _eq(c.value, value + chg.value):
+                return c, chg
+    return None
 
 
 def rounding_pairs(cands: list[MoneyCandidate]) -> tuple[set[Decimal], set[Decimal]]:
@@ -147,7 +190,7 @@ def rounding_pairs(cands: list[MoneyCandidate]) -> tuple[set[Decimal], set[Decim
         before = [c for c in cands if c.line.order < r.line.order and c.value > 0]
         after = [c for c in cands if c.line.order > r.line.order and c.value > 0]
         before = [c for c in before if c.label in kinds][-4:]
-        after = [c for c in after if c.label in (Label.TOTAL, None)][:4]
+        after = [c for c in after if c.label in kinds][:4]
         pair = next(
             (
                 (p, q)
@@ -175,8 +218,16 @@ def _score(
     last_total_order: int,
 ) -> tuple[float, _Reconciled]:
     labelled = [c for c in cands if _eq(c.value, value) and c.label is Label.TOTAL]
-    rec = _reconcile(value, cands, items_sum)
+    rec = _reconcile(value, cands, items_sum, bool(labelled))
     score = 2.0 * max((c.strength for c in labelled), default=0.0)
+    base = rec.base
+    if (
+        base is not None
+        and base.label is Label.TOTAL
+        and labelled
+        and base.line.order < max(c.line.order for c in labelled)
+    ):
+        score += 1.0  # a later total built on an earlier one ('TOTAL' + service + tax)
     score += 0.3 * min(counts[value] - 1, 3)
     score += 1.2 * len(rec.passed)
     if value in rounded:
@@ -194,7 +245,9 @@ def _score(
     # Amounts that are clearly something else are poor totals.
     other = [c for c in cands if _eq(c.value, value) and c.label not in (None, Label.TOTAL)]
     if other and not labelled:
-        score -= 1.0
+        # ... unless nothing is labelled total and the subtotal is the last sum printed.
+        subtotal_only = all(c.label is Label.SUBTOTAL for c in other)
+        score -= 0.5 if subtotal_only and last_total_order < 0 else 1.0
     return score, rec
 
 
@@ -204,7 +257,7 @@ def choose_totals(cands: list[MoneyCandidate], items_sum: Decimal | None = None)
     if not positive:
         return Totals(total=None, total_confidence=0.0, problems=["no amount found"])
     counts: Counter[Decimal] = Counter(c.value for c in positive)
-    pool = {c.value for c in positive if c.label in (Label.TOTAL, None)}
+    pool = {c.value for c in positive if c.label in (Label.TOTAL, Label.SUBTOTAL, None)}
     if not pool:
         pool = {c.value for c in positive}
     non_payment = [c.value for c in positive if c.label not in (Label.TENDERED, Label.CHANGE)]
@@ -243,7 +296,18 @@ def choose_totals(cands: list[MoneyCandidate], items_sum: Decimal | None = None)
     chosen = [c for c in positive if _eq(c.value, value)]
     total = max(chosen, key=lambda c: (c.label is Label.TOTAL, c.strength, c.line.order))
     problems: list[str] = []
-    if rec.subtotal is not None and "parts add up to the total" not in rec.passed:
+    # A subtotal that does not explain the total is a problem when the receipt states the other
+    # parts (tax, tip, discount) and they still do not add up, or when nothing else confirms the
+    # total. A lone subtotal under a total confirmed by the payment most often leaves out a tax
+    # that was printed without a label or is included in the prices: no doubt is raised then.
+    stated = bool(rec.taxes or rec.tip or rec.discount)
+    if (
+        rec.subtotal is not None
+        and not rec.sections  # the subtotal is one section's ('TOTAL 6% SUPPLIES (EXCL. GST)')
+        and not _eq(rec.subtotal.value, value)
+        and "parts add up to the total" not in rec.passed
+        and (stated or not rec.passed)
+    ):
         problems.append(
             f"subtotal {rec.subtotal.value} with tax, tip, discount and rounding "
             f"does not add up to the total {value}"
@@ -256,7 +320,7 @@ def choose_totals(cands: list[MoneyCandidate], items_sum: Decimal | None = None)
         problems.append(
             f"tendered {rec.tendered.value} - change {rec.change.value} != total {value}"
         )
-    if not any(c.label is Label.TOTAL for c in chosen):
+    if not any(c.label is Label.TOTAL for c in chosen) and not rec.passed:
         problems.append("no amount is labelled as the total")
     if problems:
         confidence *= 0.6  # contradictions make even a well-labelled total doubtful

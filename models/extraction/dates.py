@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ def _date(year: int, month: int, day: int) -> dt.date | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)
 def _clean(text: str) -> str:
     return fix_digits(strip_accents(text).upper())
 

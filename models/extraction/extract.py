@@ -27,6 +27,7 @@ from models.extraction.identifiers import (
 )
 from models.extraction.items import find_items
 from models.extraction.layout import Page, build_page
+from models.extraction.lexicon import repair_words
 from models.extraction.linear import LineModels
 from models.extraction.linear import load as load_models
 from models.extraction.merchant import find_merchant, header_lines
@@ -125,6 +126,15 @@ def _text_field(found: _Found | None) -> TextField | None:
     return TextField(value=found.value, confidence=found.confidence, lines=found.lines)
 
 
+def _repaired(found: _Found | None) -> TextField | None:
+    """A name or address with OCR-damaged common words repaired (`lexicon.repair_words`)."""
+    if found is None:
+        return None
+    return TextField(
+        value=repair_words(found.value), confidence=found.confidence, lines=found.lines
+    )
+
+
 def _taxes(totals: Totals, confidence: float) -> list[TaxLine]:
     return [
         TaxLine(
@@ -173,7 +183,9 @@ def rule_header(page: Page, merchant: _Found | None = None) -> tuple[_Found | No
     header = header_lines(page)
     if merchant is None:
         address = find_address(page, header, set())
-        address_start = header.index(page.by_id(address.lines[0])) if address else None
+        address_start = (
+            next(k for k, ln in enumerate(header) if ln.id == address.lines[0]) if address else None
+        )
         merchant, _ = find_merchant(page, address_start)
     if merchant is None:
         return None, find_address(page, header, set())
@@ -247,8 +259,8 @@ def extract_fields(
     payment = find_payment_method(page, total_order)
     category = categorise(merchant.value if merchant else None, full_text)
     fields = ReceiptFields(
-        merchant=_text_field(merchant),
-        address=_text_field(address),
+        merchant=_repaired(merchant),
+        address=_repaired(address),
         phone=_text_field(find_phone(page)),
         tax_id=_text_field(find_tax_id(page)),
         receipt_number=_text_field(find_receipt_number(page)),

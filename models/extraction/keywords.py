@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 
@@ -53,6 +54,25 @@ _PATTERNS: list[tuple[Label, float, re.Pattern[str]]] = [
             "NOMBRE D ARTICLES",
             "GST SUMMARY",
             "TAX SUMMARY",
+            "VAT SUMMARY",
+        ),
+    ),
+    (Label.TOTAL, 1.0, _words("PAID INCL", "PAID INCLUSIVE", "PAID INCLUDING")),
+    (Label.SUBTOTAL, 1.0, _words("PAID EXCL", "PAID EXCLUSIVE", "PAID EXCLUDING")),
+    (
+        # Payment phrases that contain a total word ('PAID AMOUNT', 'CASH RECEIVED').
+        Label.TENDERED,
+        1.0,
+        _words(
+            "PAID AMOUNT",
+            "AMOUNT PAID",
+            "AMT PAID",
+            "AMOUNT TENDERED",
+            "AMT TENDERED",
+            "CASH TENDERED",
+            "CASH RECEIVED",
+            "TOTAL TENDERED",
+            "PAYMENT RECEIVED",
         ),
     ),
     (
@@ -80,6 +100,12 @@ _PATTERNS: list[tuple[Label, float, re.Pattern[str]]] = [
             "ATT BETALA",
             "TOTAL A PAGAR",
             "AFTER ADJ",
+            "AMT PAYABLE",
+            "NET PAYABLE",
+            "AMOUNT TO BE PAID",
+            "TO BE PAID",
+            "TOTAL TO PAY",
+            "A REGLER",
         ),
     ),
     (
@@ -129,6 +155,14 @@ _PATTERNS: list[tuple[Label, float, re.Pattern[str]]] = [
             "NET AMOUNT DUE",
             "TOTAL AFTER DISC",
             "AMOUNT DUE",
+            "TOTAL INCLUDE",
+            "TOTAL INCLUDES",
+            "TOTAL INCLUDING",
+            "INCLUDING GST",
+            "INCLUDE GST",
+            "INCLUDING TAX",
+            "INCLUDING VAT",
+            "TOTAL INCLUSIVE GST",
         ),
     ),
     (
@@ -183,28 +217,11 @@ _PATTERNS: list[tuple[Label, float, re.Pattern[str]]] = [
             "SALES EXCL",
             "TOTAL BEFORE TAX",
             "JUMLAH KECIL",
-        ),
-    ),
-    (
-        Label.CHANGE,
-        1.0,
-        _words(
-            "CHANGE",
-            "CHANGE DUE",
-            "CHG",
-            "RUCKGELD",
-            "WECHSELGELD",
-            "RENDU",
-            "MONNAIE",
-            "CAMBIO",
-            "VUELTO",
-            "VUELTA",
-            "RESTO",
-            "WISSELGELD",
-            "TROCO",
-            "BAKI",
-            "VAXEL",
-            "RETOUR",
+            "TAXABLE AMOUNT",
+            "TAXABLE AMT",
+            "TAXABLE",
+            "AMOUNT BEFORE TAX",
+            "AMT EXCL",
         ),
     ),
     (
@@ -228,6 +245,36 @@ _PATTERNS: list[tuple[Label, float, re.Pattern[str]]] = [
             "SERVICE 10%",
             "S CHARGE",
             "SC 10%",
+            "SERV CHARGE",
+            "SERV CHG",
+            "SRV CHG",
+            "SERV CHRG",
+            "SVC",
+            "SERVICE CHARGES",
+            "SERVICE FEE",
+            "BEDIENUNG",
+        ),
+    ),
+    (
+        Label.CHANGE,
+        1.0,
+        _words(
+            "CHANGE",
+            "CHANGE DUE",
+            "CHG",
+            "RUCKGELD",
+            "WECHSELGELD",
+            "RENDU",
+            "MONNAIE",
+            "CAMBIO",
+            "VUELTO",
+            "VUELTA",
+            "RESTO",
+            "WISSELGELD",
+            "TROCO",
+            "BAKI",
+            "VAXEL",
+            "RETOUR",
         ),
     ),
     (
@@ -366,9 +413,49 @@ _TOTAL_WITH_TAX = re.compile(
 )
 
 
+def _vocabulary() -> dict[str, frozenset[str]]:
+    """Keyword words of five letters or more, indexed by themselves and every one-letter
+    deletion of them (a symmetric-deletion index: one lookup finds every word one edit away)."""
+    words = {
+        w
+        for _, _, pattern in _PATTERNS
+        for w in re.findall(r"[A-Z]{5,}", pattern.pattern.replace(r"\s*", " "))
+    }
+    index: dict[str, set[str]] = {}
+    for w in words:
+        for key in {w, *(w[:i] + w[i + 1 :] for i in range(len(w)))}:
+            index.setdefault(key, set()).add(w)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+_INDEX = _vocabulary()
+_KNOWN = frozenset(w for words in _INDEX.values() for w in words)
+_TOKEN = re.compile(r"[A-Z0-9]{5,}")
+
+
+def _near_keyword(match: re.Match[str]) -> str:
+    """The keyword one OCR edit away from the token ('TENOER' -> 'TENDER'), if exactly one."""
+    token = match.group(0)
+    if token in _KNOWN or sum(c.isdigit() for c in token) > 1:
+        return token
+    found: set[str] = set()
+    for key in {token, *(token[:i] + token[i + 1 :] for i in range(len(token)))}:
+        found |= _INDEX.get(key, frozenset())
+    return next(iter(found)) if len(found) == 1 else token
+
+
+def correct_keywords(folded: str) -> str:
+    """Folded text with OCR-damaged keywords repaired (one edit, unambiguous, 5+ letters)."""
+    return _TOKEN.sub(_near_keyword, folded)
+
+
+@functools.lru_cache(maxsize=8192)
 def label_of(text: str) -> tuple[Label, float] | None:
-    """The amount label the text carries, with its strength, or None when it names none."""
-    folded = fold(text)
+    """The amount label the text carries, with its strength, or None when it names none.
+
+    Keywords damaged by OCR by one letter ('TENOER', 'SUBT0TAL', 'R0UNDING') still count.
+    """
+    folded = correct_keywords(fold(text))
     for label, strength, pattern in _PATTERNS:
         if pattern.search(folded):
             if label is Label.TAX and _TOTAL_WITH_TAX.search(folded):

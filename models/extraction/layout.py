@@ -119,14 +119,25 @@ def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = No
 
 
 def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:
-    """For each line, the lines sharing its row, left to right (lines are sorted by centre)."""
+    """For each line, the lines sharing its row, left to right (lines are sorted by centre).
+
+    Two lines share a row when their vertical overlap exceeds half the smaller height
+    (`Line.same_row`); only neighbours whose centres lie within two line heights are tried.
+    """
+    y0 = [ln.y0 for ln in lines]
+    y1 = [ln.y1 for ln in lines]
+    h = [max(b - a, 1.0) for a, b in zip(y0, y1, strict=True)]
+    cy = [(a + b) / 2 for a, b in zip(y0, y1, strict=True)]
     rows: dict[int, tuple[Line, ...]] = {}
+    n = len(lines)
     for i, line in enumerate(lines):
         row = [line]
+        reach = 2 * h[i]
         for step in (-1, 1):
             j = i + step
-            while 0 <= j < len(lines) and abs(lines[j].cy - line.cy) < 2 * line.height:
-                if lines[j].same_row(line):
+            while 0 <= j < n and abs(cy[j] - cy[i]) < reach:
+                overlap = min(y1[i], y1[j]) - max(y0[i], y0[j])
+                if overlap > 0.5 * min(h[i], h[j]):
                     row.append(lines[j])
                 j += step
         rows[line.id] = tuple(sorted(row, key=lambda o: o.x0))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.extraction.layout import Line, Page
-from models.extraction.normalize import fold
+from models.extraction.normalize import fold, squash
 
 _LEGAL = re.compile(
     r" (?:SDN BHD|SDN BND|SDN BHO|S B|SB|BHD|BERHAD|ENTERPRISE|ENTERPRISES|TRADING|TRADING CO|"
@@ -50,12 +50,23 @@ _OWNED_BY = re.compile(
 _SUFFIX_MISREAD = re.compile(r"(SDN\.?\s*)B(?:ND|HO|H0|N0)\b")
 _LEADING_JUNK = re.compile(r"^\s*#?\d{4,}\s+(?=[A-Z])")
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,]{7,}$")
+_CITY_STATE = re.compile(r"^[A-Za-z .'-]+,\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?\.?$")
 _CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
 _DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}|\d{1,2}:\d{2}")
 
 
+#: Pieces of one row closer than this many line heights are one printed line.
+PIECE_GAP = 1.5
+#: ... and of font sizes within this ratio (a stamp beside the name is not part of it).
+PIECE_SIZE = 1.3
 #: Added to the score of the name-like line just above the address.
 ABOVE_ADDRESS_BONUS = 1.0
+#: Added to a name that carries its company registration number, on its line or the next:
+#: the registered company is the merchant of record ('X SDN BHD (123456-A)').
+REGISTRATION_BONUS = 1.5
+_REG_NUMBER = re.compile(
+    r"^\W*(?:(?:CO|COMPANY|REG|ROC|BR)\b[\w.\s]*?:?\s*)?\(?\s*\d{4,}\s*-?\s*[A-Z]\b"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +106,8 @@ def _name_score(line: Line, index: int) -> float:
         score -= 2.0  # a branch or shop code in brackets qualifies the name above it
     if _ADDRESS_WORDS.search(text):
         score -= 1.5
+    if _CITY_STATE.match(line.text.strip()):
+        score -= 3.0  # 'Denver, CO 80202': a city and its state, not a company
     score += 2.0 * _letters_share(line.text) - 1.0
     score += min(line.rel_height, 2.0) - 1.0
     score -= 0.35 * index
@@ -102,9 +115,36 @@ def _name_score(line: Line, index: int) -> float:
 
 
 def header_lines(page: Page) -> list[Line]:
-    """The lines of the receipt's top part, where the name and address are printed."""
+    """The lines of the receipt's top part, where the name and address are printed.
+
+    Pieces of one printed line that OCR cut at a word space ('SUBANG HEALTHCARE SDN' + 'BHD')
+    are joined into one line (keeping the first piece's id).
+    """
     top = [ln for ln in page.lines if ln.rel_y < 0.45]
-    return (top if len(top) >= 8 else list(page.lines[:8]))[:14]
+    return _join_pieces(top if len(top) >= 8 else list(page.lines[:8]))[:14]
+
+
+def _join_pieces(lines: list[Line]) -> list[Line]:
+    out: list[Line] = []
+    for ln in lines:
+        prev = out[-1] if out else None
+        if prev is None or not prev.same_row(ln):
+            out.append(ln)
+            continue
+        left, right = (prev, ln) if prev.x0 <= ln.x0 else (ln, prev)
+        similar = max(prev.height, ln.height) <= PIECE_SIZE * min(prev.height, ln.height)
+        if not (similar and 0 <= right.x0 - left.x1 < PIECE_GAP * ln.height):
+            out.append(ln)
+            continue
+        out[-1] = replace(
+            left,
+            text=f"{left.text} {right.text}",
+            x1=right.x1,
+            y0=min(prev.y0, ln.y0),
+            y1=max(prev.y1, ln.y1),
+            order=min(prev.order, ln.order),
+        )
+    return out
 
 
 def _split_legal_name(text: str, prev: Line) -> bool:
@@ -115,12 +155,59 @@ def _split_legal_name(text: str, prev: Line) -> bool:
         return False
     body = fold(_SUFFIX.split(fold(text))[0]).split()
     prev_words = fold(prev.text).split()
-    if text.lstrip().startswith("(") or not body:
-        return True
+    if text.lstrip().startswith("(") or not body or all(len(w) <= 2 for w in body):
+        return True  # '(SEMENYIH) SDN BHD', 'CO. (M) SDN BHD': the end of a wrapped name
     initials = "".join(w[0] for w in prev_words)
     if len(body[0]) > 1 and body[0] == initials:
         return True
     return len(body) == 1 and body[0] in prev_words
+
+
+def _registered(header: list[Line], i: int) -> bool:
+    """A legal name with its registration number inline, or a name line above that number."""
+    text = header[i].text.upper()
+    if _NAME_THEN_REG.match(text) and has_legal_form(text):
+        return True
+    below = [ln for ln in header[i + 1 :] if not ln.same_row(header[i])]
+    return bool(below) and is_registration(below[0])
+
+
+def _brand_above(header: list[Line], best: int) -> int:
+    """An earlier line that the chosen one only extends with a branch ('DOMINO'S PIZZA' above
+    'DOMINO'S PIZZA PERMAS JAYA'): the brand is the name, the longer line the outlet. A
+    registered legal name is kept whole."""
+    if has_legal_form(header[best].text) or _registered(header, best):
+        return best  # 'LAVENDER' above 'LAVENDER CONFECTIONERY & BAKERY S/B': the company
+    chosen = squash(clean_name(header[best].text))
+    for k in range(best):
+        brand = squash(clean_name(header[k].text))
+        if len(brand) >= 4 and chosen.startswith(brand) and len(chosen) > len(brand):
+            return k
+    return best
+
+
+def _wrap_backward(header: list[Line], best: int) -> tuple[int, str]:
+    """Where the name starting at `best` really starts, and its text so far: a name wrapped
+    backward ('POPULAR BOOK' / 'CO. (M) SDN BHD') takes the lines above it."""
+    start = best
+    # A name wrapped backward: 'POPULAR BOOK' / 'CO. (M) SDN BHD'.
+    text = clean_name(header[best].text)
+    while start > 0:
+        joined = clean_name(header[start].text) if start == best else text
+        opens = joined.count("(") - joined.count(")")
+        starts_legal = bool(_LEGAL_START.match(fold(joined)))
+        split = start == best and _split_legal_name(header[start].text, header[start - 1])
+        if not (_CONTINUATION.match(fold(joined)) or opens < 0 or starts_legal or split):
+            break
+        # A name whose end clearly continues it ('CO. (M) SDN BHD') may sit a little further.
+        if header[start].y0 - header[start - 1].y1 > (1.2 if split else 0.8) * header[start].height:
+            break
+        prev = header[start - 1]
+        if _name_score(prev, 0) < -1.0:
+            break
+        start -= 1
+        text = f"{clean_name(prev.text)} {text}"
+    return start, text
 
 
 def find_merchant(page: Page, address_start: int | None = None) -> tuple[Found | None, int]:
@@ -142,26 +229,14 @@ def find_merchant(page: Page, address_start: int | None = None) -> tuple[Found |
         if above:
             s, i = above[-1]
             scored[i] = (s + ABOVE_ADDRESS_BONUS, i)
+    for k, (s, i) in enumerate(scored):
+        if s > -1.0 and _registered(header, i):
+            scored[k] = (s + REGISTRATION_BONUS, i)
     best_score, best = max(scored)
+    best = _brand_above(header, best)
     if best_score < -2.0:
         return None, -1
-    start = best
-    # A name wrapped backward: 'POPULAR BOOK' / 'CO. (M) SDN BHD'.
-    text = clean_name(header[best].text)
-    while start > 0:
-        joined = clean_name(header[start].text) if start == best else text
-        opens = joined.count("(") - joined.count(")")
-        starts_legal = bool(_LEGAL_START.match(fold(joined)))
-        split = start == best and _split_legal_name(header[start].text, header[start - 1])
-        if not (_CONTINUATION.match(fold(joined)) or opens < 0 or starts_legal or split):
-            break
-        if header[start].y0 - header[start - 1].y1 > 0.8 * header[start].height:
-            break
-        prev = header[start - 1]
-        if _name_score(prev, 0) < -1.0:
-            break
-        start -= 1
-        text = f"{clean_name(prev.text)} {text}"
+    start, text = _wrap_backward(header, best)
     end = best
     # ... or wrapped forward: 'AIK HUAT HARDWARE' / 'ENTERPRISE (SETIA' / 'ALAM) SDN BHD'.
     while end + 1 < len(header) and end - start < 3:
@@ -173,7 +248,11 @@ def find_merchant(page: Page, address_start: int | None = None) -> tuple[Found |
         nxt_folded = fold(clean_name(nxt.text))
         wraps = opens > 0 or text.rstrip().endswith(("&", "-", ","))
         wraps = wraps or bool(_CONTINUATION.match(nxt_folded))
-        wraps = wraps or (bool(_SUFFIX.search(nxt_folded)) and not _SUFFIX.search(fold(text)))
+        wraps = wraps or (
+            bool(_SUFFIX.search(nxt_folded))
+            and not _SUFFIX.search(fold(text))
+            and _split_legal_name(nxt.text, header[end])
+        )
         if not wraps:
             break
         end += 1
@@ -197,6 +276,11 @@ def has_legal_form(text: str) -> bool:
 def is_not_name(text: str) -> bool:
     """Words that mark a header line as something other than a name (invoice, phone, web)."""
     return bool(_NOT_NAME.search(fold(text)) or _WEB.search(text))
+
+
+def is_registration(line: Line) -> bool:
+    """A company registration number line: '(1219716-T)', 'REG NO : 91694-X', 'CO NO 123456-A'."""
+    return bool(_REG_NUMBER.match(line.text.strip().upper()))
 
 
 def is_owned_by(text: str) -> bool:

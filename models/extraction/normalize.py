@@ -45,6 +45,7 @@ def _fix_token(match: re.Match[str]) -> str:
     return token
 
 
+@functools.lru_cache(maxsize=8192)
 def fix_digits(text: str) -> str:
     """Read look-alike letters inside numeric tokens as digits: '1O.5O' -> '10.50', 'S.00' stays."""
     return _TOKEN.sub(_fix_token, text)

@@ -36,6 +36,14 @@ def train() -> None:
     """Train the on-device models (resumable runs)."""
 
 
+_SCHEDULE_OPTION = click.option(
+    "--schedule-epochs",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Epochs over which the learning rate falls along a cosine (new runs).",
+)
+
+
 @train.command()
 @click.option(
     "--out",
@@ -61,12 +69,7 @@ def train() -> None:
 @click.option(
     "--batch-size", default=None, type=click.IntRange(min=1), help="Lines per batch (new runs)."
 )
-@click.option(
-    "--schedule-epochs",
-    default=None,
-    type=click.IntRange(min=1),
-    help="Epochs over which the learning rate decays (new runs; default 24).",
-)
+@_SCHEDULE_OPTION
 @click.option(
     "--resume/--no-resume",
     default=True,
@@ -166,10 +169,11 @@ class _Trainer(Protocol):
 
 
 def _run_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--out, --epochs, --steps-per-epoch, --resume and --export-only of a model's command."""
+    """--out, --epochs, --steps-per-epoch, --schedule-epochs, --resume and --export-only."""
     for option in (
         _EXPORT_ONLY_OPTION,
         _RESUME_OPTION,
+        _SCHEDULE_OPTION,
         _STEPS_OPTION,
         _EPOCHS_OPTION,
         _RUN_OPTION,
@@ -187,6 +191,7 @@ def _train_and_export(
     run_dir: Path | None,
     epochs: int,
     steps_per_epoch: int | None,
+    schedule_epochs: int | None,
     resume: bool,
     export_only: bool,
 ) -> None:
@@ -198,6 +203,8 @@ def _train_and_export(
     _check_run_dir(run_dir, resume, export_only)
     if steps_per_epoch:
         cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
+    if schedule_epochs:
+        cfg = replace(cfg, schedule_epochs=schedule_epochs)
     trainer = trainer_type(run_dir, cfg)
     if not export_only:
         trainer.fit(epochs)

@@ -42,6 +42,7 @@ class DetectorConfig:
     batch_size: int = 8
     steps_per_epoch: int = 300
     learning_rate: float = 2e-3
+    schedule_epochs: int = 40
     synth_share: float = 0.5
     dev_receipts: int = 30
     dev_synth_pages: int = 20
@@ -108,7 +109,13 @@ class DetectorTrainer(RunTrainer):
         train_ids = self.split["train"]
         self.dev_ids = train_ids[len(train_ids) - cfg.dev_receipts :] if cfg.dev_receipts else []
         self.train_ids = train_ids[: len(train_ids) - len(self.dev_ids)]
-        super().__init__(run_dir, build_model(cfg), cfg.learning_rate, best_name="best_f1")
+        super().__init__(
+            run_dir,
+            build_model(cfg),
+            cfg.learning_rate,
+            best_name="best_f1",
+            decay_steps=cfg.schedule_epochs * cfg.steps_per_epoch,
+        )
         spec = [
             tf.TensorSpec((None, None, None, 1), tf.float32),
             tf.TensorSpec((None, None, None, 1), tf.float32),

@@ -37,6 +37,7 @@ class FinderConfig:
     batch_size: int = 16
     steps_per_epoch: int = 300
     learning_rate: float = 2e-3
+    schedule_epochs: int = 40
     empty_share: float = 0.2
     presence_threshold: float = 0.5
     dev_receipts: int = 60
@@ -107,7 +108,13 @@ class FinderTrainer(RunTrainer):
 
     def __init__(self, run_dir: Path, cfg: FinderConfig) -> None:
         self.cfg = cfg = load_config(run_dir, cfg)
-        super().__init__(run_dir, build_model(cfg), cfg.learning_rate, best_name="best")
+        super().__init__(
+            run_dir,
+            build_model(cfg),
+            cfg.learning_rate,
+            best_name="best",
+            decay_steps=cfg.schedule_epochs * cfg.steps_per_epoch,
+        )
         spec = [
             tf.TensorSpec((None, INPUT_SIZE[1], INPUT_SIZE[0], 3), tf.float32),
             tf.TensorSpec((None, INPUT_SIZE[1] // STRIDE, INPUT_SIZE[0] // STRIDE, 4), tf.float32),

@@ -24,6 +24,7 @@ from models.training.charset import CHARSET, Charset
 from models.training.data import (
     SPLIT_FILE,
     SROIE_ROOT,
+    WIDTH_STRIDE,
     Batch,
     fits,
     load_split,
@@ -194,7 +195,9 @@ class Trainer:
     def evaluate(
         self, lines: list[tuple[np.ndarray, str]], case_insensitive: bool
     ) -> dict[str, float]:
-        predictions = predict(lambda x: self.model(x, training=False).numpy(), lines, self.charset)
+        predictions = predict(
+            lambda x: self.model(x, training=False).numpy(), lines, self.charset, batch=32
+        )
         return score(predictions, [t for _, t in lines], case_insensitive)
 
     def fit(self, epochs: int) -> None:
@@ -249,15 +252,24 @@ class Trainer:
 
 
 def predict(
-    run: Callable[[np.ndarray], np.ndarray], lines: list[tuple[np.ndarray, str]], charset: Charset
+    run: Callable[[np.ndarray], np.ndarray],
+    lines: list[tuple[np.ndarray, str]],
+    charset: Charset,
+    batch: int = 1,
 ) -> list[str]:
-    """Greedy-decoded texts of lines, one at a time at their own width (as on the device)."""
-    out = []
-    for img, _ in lines:
-        b = make_batch([(img, "x")], charset)
+    """Greedy-decoded texts of lines. batch=1 runs each at its own width, as the device's
+    single-line path does; a larger batch groups lines of similar width (padded right with
+    their last column, as `models.ocr.litert` does) and decodes each from its own time steps."""
+    out: dict[int, str] = {}
+    order = sorted(range(len(lines)), key=lambda k: lines[k][0].shape[1])
+    for start in range(0, len(order), batch):
+        group = order[start : start + batch]
+        b = make_batch([(lines[k][0], "x") for k in group], charset)
         logits = run(b.images)
-        out.append(greedy_decode(logits[0], charset)[0])
-    return out
+        for row, k in enumerate(group):
+            steps = -(-lines[k][0].shape[1] // WIDTH_STRIDE)
+            out[k] = greedy_decode(logits[row, :steps], charset)[0]
+    return [out[k] for k in range(len(lines))]
 
 
 def score(predictions: list[str], truths: list[str], case_insensitive: bool) -> dict[str, float]:

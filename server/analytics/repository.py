@@ -117,8 +117,10 @@ class AnalyticsRepository:
         q = (
             select(*columns)
             .select_from(Receipt)
-            .join(Device, Device.id == Receipt.device_id)
+            .outerjoin(Device, Device.id == Receipt.device_id)  # uploads have no device
             .where(Receipt.organization_id == self.organization_id)
+            .where(Receipt.duplicate_of.is_(None))  # a receipt scanned twice counts once
+            .where(Receipt.held_at.is_(None))  # held over a monthly quota: not yet counted
         )
         if rng.start is not None:
             q = q.where(Receipt.effective_date >= rng.start)

@@ -6,9 +6,13 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from server.analytics.endpoints import router as analytics_router
+from server.api.auth import ApiGuard
 from server.api.errors import install_error_handlers
 from server.api.health import router as health_router
+from server.api.ratelimit import RateLimiter
+from server.api_keys.endpoints import router as api_keys_router
 from server.dashboard.pages import install_dashboard
+from server.datarights.endpoints import router as datarights_router
 from server.db.engine import create_db_engine, session_factory
 from server.exports.endpoints import router as exports_router
 from server.fleet.endpoints import router as fleet_router
@@ -17,8 +21,11 @@ from server.fleet.runtime import FleetRuntime, build_runtime
 from server.images.base import ImageStore
 from server.images.store import build_image_store
 from server.observability.metrics import ApiMetrics, MetricsMiddleware
+from server.plans.endpoints import router as plan_router
 from server.receipts.endpoints import router as receipts_router
 from server.settings import Settings
+from server.uploads.endpoints import router as uploads_router
+from server.webhooks.endpoints import router as webhooks_router
 
 
 def create_app(
@@ -42,6 +49,9 @@ def create_app(
     app.state.fleet = fleet or build_runtime(settings, app.state.sessions)
     install_error_handlers(app)
     metrics = app.state.metrics = ApiMetrics(engine, app.state.sessions)
+    # credentials, read-only scope, rate limits (inside the metrics, which count its 429s)
+    app.state.rate_limiter = RateLimiter()
+    app.add_middleware(ApiGuard, settings=settings.rate_limits, limiter=app.state.rate_limiter)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(health_router)
@@ -50,5 +60,10 @@ def create_app(
     app.include_router(rollout_router)
     app.include_router(exports_router)
     app.include_router(analytics_router)
+    app.include_router(api_keys_router)
+    app.include_router(plan_router)
+    app.include_router(uploads_router)
+    app.include_router(webhooks_router)
+    app.include_router(datarights_router)
     install_dashboard(app, settings)  # the owner's pages under /app; `/` redirects there
     return app

@@ -14,9 +14,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from server.api.auth import READ_METHODS, Principal, read_only_refusal, resolve_bearer
 from server.api.errors import ApiError
+from server.db.base import utcnow
 from server.images.base import ImageStore
-from server.organizations.service import organization_of_token
 from server.receipts.repository import ReceiptRepository
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `receipts admin create-token`.")
@@ -31,23 +32,36 @@ def get_session(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_session)]
 
 
-def current_organization(
+def current_principal(
+    request: Request,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> uuid.UUID:
-    challenge = {"WWW-Authenticate": "Bearer"}
+) -> Principal:
+    """The bearer credential's caller (`server.api.auth`; `ApiGuard` resolved it already for
+    paths under /api/v1); 401 without a live one, 403 for a read-only key's write."""
     if credentials is None:
         raise ApiError(
             401,
             "missing_token",
             "send 'Authorization: Bearer <token>'; create a token with "
             "'receipts admin create-token ORG'",
-            challenge,
+            {"WWW-Authenticate": "Bearer"},
         )
-    org = organization_of_token(session, credentials.credentials)
-    if org is None:
-        raise ApiError(401, "invalid_token", "the token is unknown or revoked", challenge)
-    return org
+    found = getattr(request.state, "auth", None)
+    if found is None:
+        found = resolve_bearer(session, credentials.credentials, utcnow())
+    if isinstance(found, ApiError):
+        raise found
+    if found.read_only and request.method not in READ_METHODS:
+        raise read_only_refusal()
+    return found
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def current_organization(principal: CurrentPrincipal) -> uuid.UUID:
+    return principal.organization_id
 
 
 Organization = Annotated[uuid.UUID, Depends(current_organization)]

@@ -28,6 +28,7 @@ from server.dashboard.repository import ReceiptBrowser
 from server.db.base import utcnow
 from server.db.models import Receipt
 from server.receipts.repository import ReceiptRecord
+from server.webhooks.outbox import receipt_corrected
 
 Kind = Literal["text", "money", "date", "time", "currency", "last4"]
 
@@ -281,6 +282,7 @@ def correct_receipt(
         after=after,
         at=now,
     )
+    receipt_corrected(session, receipt, changes, approved=approved, corrected_by=actor.user_id)
     return EditOutcome(changes, approved)
 
 

@@ -113,14 +113,22 @@ def install_dashboard(app: FastAPI, settings: Settings) -> None:
     """Serve the dashboard under /app (and send `/` there); raises if no secret key is usable."""
     from server.dashboard.routes_analytics import router as analytics_router
     from server.dashboard.routes_auth import router as auth_router
+    from server.dashboard.routes_data import router as data_router
+    from server.dashboard.routes_duplicates import router as duplicates_router
     from server.dashboard.routes_receipts import router as receipts_router
+    from server.dashboard.routes_settings import router as settings_router
     from server.dashboard.routes_team import router as team_router
+    from server.dashboard.routes_uploads import router as uploads_router
 
     app.state.account_keys = AccountKeys.from_settings(settings)
     app.include_router(auth_router)
     app.include_router(receipts_router)
     app.include_router(team_router)
+    app.include_router(settings_router)
+    app.include_router(data_router)
     app.include_router(analytics_router)
+    app.include_router(uploads_router)
+    app.include_router(duplicates_router)
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
     app.router.routes.append(_RootRedirect(app))

@@ -108,7 +108,7 @@ class ReceiptBrowser(ReceiptRepository):
         count_q = (
             select(func.count())
             .select_from(Receipt)
-            .join(Device, Device.id == Receipt.device_id)
+            .outerjoin(Device, Device.id == Receipt.device_id)  # uploads have no device
             .where(Receipt.organization_id == self.organization_id, *conds)
         )
         total_count = int(self.session.scalar(count_q) or 0)
@@ -134,17 +134,6 @@ class ReceiptBrowser(ReceiptRepository):
         q = self._select().where(Receipt.id == receipt_id).with_for_update(of=Receipt)
         row = self.session.execute(q).first()
         return None if row is None else ReceiptRecord(row[0], row[1], row[2])
-
-    def corrections(self, receipt_id: uuid.UUID) -> Sequence[ReceiptCorrection]:
-        """Corrections of one receipt, oldest first."""
-        return self.session.scalars(
-            select(ReceiptCorrection)
-            .where(
-                ReceiptCorrection.organization_id == self.organization_id,
-                ReceiptCorrection.receipt_id == receipt_id,
-            )
-            .order_by(ReceiptCorrection.created_at, ReceiptCorrection.id)
-        ).all()
 
     def all_corrections(self) -> Sequence[ReceiptCorrection]:
         return self.session.scalars(

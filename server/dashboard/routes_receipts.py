@@ -18,6 +18,7 @@ from server.dashboard.corrections import FIELDS, REVIEW_FIELDS, CorrectionError,
 from server.dashboard.deps import PREFIX, Browser, CheckedForm, Db, PageError, Viewer, require
 from server.dashboard.pages import redirect, render
 from server.dashboard.repository import SORTS, BrowseFilter
+from server.plans.quota import held_note
 from server.receipts import service as receipts_service
 from server.receipts.repository import ReceiptRecord
 
@@ -48,6 +49,7 @@ def receipt_list(request: Request, who: Viewer, browser: Browser) -> Response:
         params=params,
         sorts=SORTS,
         devices=browser.device_ids(),
+        held_note=held_note(browser.session, browser.organization_id),
         prev_url=page_url(page.page - 1) if page.page > 1 else None,
         next_url=page_url(page.page + 1) if page.page < page.pages else None,
     )
@@ -88,6 +90,7 @@ def _receipt_page(
         typed=typed or {},
         notice=notice,
         corrections=browser.corrections(record.receipt.id),
+        held_note=held_note(browser.session, browser.organization_id),
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, RecordModel, utcnow
@@ -18,6 +18,12 @@ class Organization(RecordModel):
     __tablename__ = "organizations"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    plan: Mapped[str] = mapped_column(
+        String(16),
+        default="starter",
+        server_default="starter",
+        comment="starter, pro, business or enterprise (server.plans.catalog).",
+    )
 
 
 class ApiToken(RecordModel):
@@ -31,6 +37,35 @@ class ApiToken(RecordModel):
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # API keys (server.api_keys) are rows of this table too: one bearer mechanism.
+    kind: Mapped[str] = mapped_column(
+        String(8),
+        default="token",
+        server_default="token",
+        comment="token: issued by the operator (admin create-token); key: made by an owner/admin.",
+    )
+    scope: Mapped[str] = mapped_column(
+        String(16),
+        default="read-write",
+        server_default="read-write",
+        comment="read (GET only) or read-write.",
+    )
+    prefix: Mapped[str] = mapped_column(
+        String(16), default="", server_default="", comment="First characters, to recognise it."
+    )
+    expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(
+        default=None, comment="Updated at most once a minute."
+    )
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    role: Mapped[str] = mapped_column(
+        String(16),
+        default="admin",
+        server_default="admin",
+        comment="owner, admin, member or viewer (server.accounts.roles).",
+    )
 
 
 class Device(RecordModel):
@@ -48,6 +83,9 @@ class Device(RecordModel):
     model_versions: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, default=None)
     telemetry: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, default=None)
     telemetry_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(
+        default=None, comment="Deleted by its owner: a tombstone kept for its receipts."
+    )
 
 
 class Receipt(Base):
@@ -63,8 +101,32 @@ class Receipt(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
     )
-    device_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"),
+        index=True,
+        comment="The scanner that read it; null for a photo uploaded from a phone.",
+    )
+    source: Mapped[str] = mapped_column(
+        String(16),
+        default="scanner",
+        server_default="scanner",
+        comment="How it came in: scanner or upload.",
+    )
+    uploaded_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"),
+        default=None,
+        comment="The user who uploaded the photo (uploads made with an API token: null).",
+    )
+    duplicate_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("receipts.id", ondelete="SET NULL"),
+        default=None,
+        index=True,
+        comment="The earlier receipt this one repeats (server/receipts/duplicates.py).",
+    )
+    not_duplicate: Mapped[bool] = mapped_column(
+        default=False,
+        server_default=false(),
+        comment="A person said it is no duplicate: never flagged again.",
     )
     captured_at: Mapped[dt.datetime]
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -80,6 +142,15 @@ class Receipt(Base):
         String(64), default=None, comment="Digest the receipt message announced, if any."
     )
     document: Mapped[dict[str, Any]] = mapped_column(JsonDoc, comment="The receipt message.")
+    held_reason: Mapped[str | None] = mapped_column(
+        String(40),
+        default=None,
+        comment="Why it is held (monthly_quota); null: it counts (server/plans/quota.py).",
+    )
+    held_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+    released_at: Mapped[dt.datetime | None] = mapped_column(
+        default=None, comment="When a hold ended; the release counts against that month."
+    )
 
 
 class ReceiptImage(Base):
@@ -91,10 +162,17 @@ class ReceiptImage(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
-    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), comment="Null for an uploaded photo."
+    )
     sha256: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str] = mapped_column(String(40))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    dhash: Mapped[int | None] = mapped_column(
+        BigInteger,
+        default=None,
+        comment="64-bit difference hash (signed) for duplicate detection; null if undecodable.",
+    )
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -36,18 +36,31 @@ def account_codes_repository(
 AccountCodes = Annotated[AccountCodeRepository, Depends(account_codes_repository)]
 
 
-def export_filter(
+def export_filter(  # noqa: PLR0917 (FastAPI query parameters)
     date_from: Annotated[dt.date | None, Query(description="Receipt date on or after.")] = None,
     date_to: Annotated[dt.date | None, Query(description="Receipt date on or before.")] = None,
     merchant: Annotated[
         str | None, Query(max_length=500, description="Merchant name contains (any case).")
     ] = None,
     device: Annotated[str | None, Query(max_length=64, description="Only this scanner's.")] = None,
+    duplicates: Annotated[
+        bool, Query(description="Also export receipts flagged as duplicates of another.")
+    ] = False,
+    held: Annotated[
+        bool, Query(description="Also export receipts held over the plan's monthly quota.")
+    ] = False,
 ) -> ReceiptFilter:
     """The receipts list's filters; a receipt without a printed date counts on its capture date."""
     if date_from is not None and date_to is not None and date_from > date_to:
         raise ApiError(422, "invalid_request", "date_from must be on or before date_to")
-    return ReceiptFilter(date_from, date_to, merchant, device)
+    return ReceiptFilter(
+        date_from,
+        date_to,
+        merchant,
+        device,
+        include_duplicates=duplicates,
+        include_held=held,
+    )
 
 
 Filters = Annotated[ReceiptFilter, Depends(export_filter)]
@@ -116,6 +129,8 @@ def export_receipts_zip(
         "date_to": filters.date_to.isoformat() if filters.date_to else None,
         "merchant": filters.merchant,
         "device": filters.device_id,
+        "duplicates": "included" if filters.include_duplicates else "left out",
+        "held": filters.include_held,
     }
     body = service.stream_zip(repo, store, filters, codes.mapping(), echo)
     return _download(body, "application/zip", "receipts.zip")

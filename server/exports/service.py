@@ -430,7 +430,7 @@ def stream_zip(
     store: ImageStore,
     filters: ReceiptFilter,
     codes: AccountCodeMap,
-    filter_echo: dict[str, str | None],
+    filter_echo: dict[str, str | bool | None],
 ) -> Iterator[bytes]:
     """A ZIP: `images/<receipt id>.<ext>`, `receipts.csv` and `manifest.json`.
 

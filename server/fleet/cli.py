@@ -168,12 +168,16 @@ def list_devices(org: str | None) -> None:
         now = runtime.clock()
         for r in rows:
             d = r.device
-            state = health.device_state(
-                online=d.online,
-                last_seen_at=d.last_seen_at,
-                telemetry=d.telemetry,
-                revoked=r.revoked,
-                now=now,
+            state = (
+                "removed"
+                if d.removed_at
+                else health.device_state(
+                    online=d.online,
+                    last_seen_at=d.last_seen_at,
+                    telemetry=d.telemetry,
+                    revoked=r.revoked,
+                    now=now,
+                )
             )
             account = "none" if r.account is None else ("revoked" if r.revoked else "active")
             seen = f"{d.last_seen_at:%Y-%m-%d %H:%M}" if d.last_seen_at else "never"

@@ -2,7 +2,8 @@
 
 Tenancy comes from the dependencies, never from here: reads get a `FleetRepository` bound to
 the bearer token's organisation; writes get an `OrgFleet`, whose transactions are bound to it,
-and which publishes to the broker only after its transaction committed.
+and which publishes to the broker only after its transaction committed. Roles too
+(`server.fleet.access`): `Fleet` and `Reads` need a viewer, `Writes` an admin.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from server.api.deps import DbSession, Organization
+from server.api.deps import DbSession
 from server.api.errors import ApiError
-from server.fleet import enrolment, service
+from server.fleet import enrolment, removal, service
+from server.fleet.access import Caller, FleetManager, FleetReader
 from server.fleet.repository import FleetRepository
 from server.fleet.runtime import FleetRuntime
 from server.fleet.schemas import (
+    ClaimCodeCreate,
+    ClaimCodeIssued,
     ClaimRefusal,
     ClaimReply,
     ClaimRequest,
@@ -30,6 +34,7 @@ from server.fleet.schemas import (
     ConfigState,
     ConfigUpdate,
     DevicePage,
+    DeviceRemoved,
     DeviceSummary,
     FleetOverview,
     TelemetryPoint,
@@ -46,8 +51,8 @@ def fleet_runtime(request: Request) -> FleetRuntime:
 Runtime = Annotated[FleetRuntime, Depends(fleet_runtime)]
 
 
-def fleet_repository(session: DbSession, organization: Organization) -> FleetRepository:
-    return FleetRepository(session, organization)
+def fleet_repository(session: DbSession, caller: FleetReader) -> FleetRepository:
+    return FleetRepository(session, caller.organization_id)
 
 
 Fleet = Annotated[FleetRepository, Depends(fleet_repository)]
@@ -59,13 +64,21 @@ class OrgFleet:
 
     organization_id: uuid.UUID
     runtime: FleetRuntime
+    caller: Caller
 
 
-def org_fleet(organization: Organization, runtime: Runtime) -> OrgFleet:
-    return OrgFleet(organization, runtime)
+def org_fleet(caller: FleetManager, runtime: Runtime) -> OrgFleet:
+    return OrgFleet(caller.organization_id, runtime, caller)
 
 
+def org_fleet_reader(caller: FleetReader, runtime: Runtime) -> OrgFleet:
+    return OrgFleet(caller.organization_id, runtime, caller)
+
+
+#: For changes: an admin's (or owner's) token.
 Writes = Annotated[OrgFleet, Depends(org_fleet)]
+#: For reads that open their own sessions: any role's token.
+Reads = Annotated[OrgFleet, Depends(org_fleet_reader)]
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ClaimRefusal, "description": text}
@@ -104,6 +117,23 @@ def claim(body: ClaimRequest, runtime: Runtime) -> Any:
         username=enrolled.credentials.username,
         password=enrolled.credentials.password,
         certificate_pem=cert.cert_pem.decode("ascii") if cert else None,
+    )
+
+
+@router.post("/claim-codes", response_model=ClaimCodeIssued, status_code=201)
+def create_claim_code(fleet: Writes, body: ClaimCodeCreate) -> ClaimCodeIssued:
+    """A one-time code a new scanner of the organisation claims its credentials with."""
+    runtime = fleet.runtime
+    with runtime.sessions.begin() as session:
+        issued = enrolment.create_claim_code_for(
+            session,
+            fleet.organization_id,
+            ttl=dt.timedelta(seconds=body.ttl_s),
+            label=body.label,
+            clock=runtime.clock,
+        )
+    return ClaimCodeIssued(
+        code=issued.code, expires_at=issued.record.expires_at, label=issued.record.label
     )
 
 
@@ -160,6 +190,59 @@ def revoke(fleet: Writes, device_id: str) -> DeviceSummary:
     runtime.sync_broker()
     with runtime.transaction(fleet.organization_id) as repo:
         return service.get_device(repo, device_id, runtime.clock())
+
+
+@router.post("/devices/{device_id}/rotate", response_model=ClaimReply)
+def rotate(fleet: Writes, device_id: str) -> ClaimReply:
+    """A new broker password for the scanner (shown once); the old one and its certificates
+    stop working at once. Write it to the scanner's boot folder
+    (``receipts provision boot-folder``) or the scanner stays cut off."""
+    runtime = fleet.runtime
+    try:
+        with runtime.sessions.begin() as session:
+            enrolled = enrolment.rotate(
+                session,
+                device_id,
+                None,
+                organization_id=fleet.organization_id,
+                clock=runtime.clock,
+            )
+    except enrolment.EnrolmentError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    runtime.sync_broker()
+    return ClaimReply(
+        device_id=enrolled.device.device_id,
+        username=enrolled.credentials.username,
+        password=enrolled.credentials.password,
+        certificate_pem=None,
+    )
+
+
+@router.delete("/devices/{device_id}", response_model=DeviceRemoved)
+def remove_device(fleet: Writes, device_id: str) -> DeviceRemoved:
+    """Remove the scanner: cut off the broker within seconds, its credentials, configuration,
+    commands and telemetry deleted; its receipts and images stay (audited, see
+    `server.fleet.removal`). The same organisation may enrol it again with a new claim code."""
+    runtime = fleet.runtime
+    try:
+        with runtime.sessions.begin() as session:
+            done = removal.remove_device(
+                session,
+                device_id,
+                organization_id=fleet.organization_id,
+                actor=fleet.caller.actor,
+                now=runtime.clock(),
+            )
+    except enrolment.EnrolmentError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    runtime.sync_broker()  # committed: the broker drops its account and disconnects it
+    service.clear_retained(runtime, device_id)
+    return DeviceRemoved(
+        device_id=done.device_id,
+        removed_at=done.removed_at,
+        receipts_kept=done.receipts_kept,
+        deleted=done.deleted,
+    )
 
 
 # --------------------------------------------------------------------------- configuration

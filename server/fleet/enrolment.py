@@ -79,12 +79,28 @@ def create_claim_code(
 ) -> IssuedClaim:
     """A single-use claim code for the organisation named `organization`."""
     org_id = _organization_id(RegistryRepository(session), organization)
+    return create_claim_code_for(session, org_id, ttl=ttl, label=label, clock=clock)
+
+
+def create_claim_code_for(
+    session: Session,
+    organization_id: uuid.UUID,
+    *,
+    ttl: dt.timedelta = DEFAULT_TTL,
+    label: str = "",
+    clock: Callable[[], dt.datetime] = _utcnow,
+) -> IssuedClaim:
+    """A single-use claim code for the organisation `organization_id` (the API's caller's)."""
     try:
-        issued = ClaimService(SqlClaimStore(session), clock).create(str(org_id), ttl, label)
+        issued = ClaimService(SqlClaimStore(session), clock).create(
+            str(organization_id), ttl, label
+        )
     except ValueError as exc:
         raise EnrolmentError("invalid_claim", str(exc)) from exc
     logger.info(
-        "claim code created for %s (expires %s)", organization, issued.record.expires_at.isoformat()
+        "claim code created for %s (expires %s)",
+        organization_id,
+        issued.record.expires_at.isoformat(),
     )
     return issued
 
@@ -155,10 +171,12 @@ def claim(
     elif device.organization_id != org_id:
         raise EnrolmentError(
             "device_taken",
-            f"device {device_id!r} belongs to another organisation; its owner must delete it "
-            "first, or give this scanner another id",
+            f"device {device_id!r} belongs to another organisation (a removed scanner keeps "
+            "its id for its receipts); give this scanner another id",
             409,
         )
+    if device.removed_at is not None:  # removed by its owner, now enrolled again
+        device.removed_at = None
     csr = csr_pem.encode("ascii", "replace") if csr_pem else None
     enrolled = _credentials(repo, device, ca, csr, clock())
     logger.info(
@@ -172,7 +190,7 @@ def claim(
 
 def _require_device(repo: RegistryRepository, device_id: str) -> Device:
     device = repo.device(device_id, for_update=True)
-    if device is None:
+    if device is None or device.removed_at is not None:
         raise EnrolmentError(
             "device_not_found", f"no device {device_id!r}; see receipts provision list-devices", 404
         )
@@ -185,15 +203,21 @@ def rotate(
     ca: CertificateAuthority | None,
     *,
     with_certificate: bool = False,
+    organization_id: uuid.UUID | None = None,
     clock: Callable[[], dt.datetime] = _utcnow,
 ) -> Enrolled:
     """New credentials for a registered device; the old password and certificates stop working.
 
     With `with_certificate` (and a CA) the server also makes a new key and certificate for it
-    (the key then travels with the password: write them to its boot folder).
+    (the key then travels with the password: write them to its boot folder). Scoped to an
+    organisation if given.
     """
     repo = RegistryRepository(session)
     device = _require_device(repo, device_id)
+    if organization_id is not None and device.organization_id != organization_id:
+        raise EnrolmentError(
+            "device_not_found", f"no device {device_id!r} in your organisation", 404
+        )
     enrolled = _credentials(repo, device, ca, None, clock(), issue_key=with_certificate)
     logger.info("credentials of device %s rotated", device_id)
     return enrolled

@@ -279,7 +279,7 @@ class FleetRepository:
             select(Device, DeviceConfig, BrokerAccount)
             .outerjoin(DeviceConfig, DeviceConfig.device_pk == Device.id)
             .outerjoin(BrokerAccount, BrokerAccount.device_pk == Device.id)
-            .where(Device.organization_id == self.organization_id)
+            .where(Device.organization_id == self.organization_id, Device.removed_at.is_(None))
         )
 
     def devices(self, *, after: str | None = None, limit: int | None = None) -> list[DeviceRow]:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.errors import ApiError
 from server.fleet import releases, rollouts
-from server.fleet.endpoints import Runtime, Writes
+from server.fleet.endpoints import Reads, Runtime, Writes
 from server.fleet.models import Release, Rollout
 from server.fleet.repository import FleetRepository
 from server.fleet.rollout_repository import RolloutRepository, release_any
@@ -100,7 +100,7 @@ def upload_release(
 
 
 @router.get("/releases", response_model=list[ReleaseView])
-def list_releases(fleet: Writes) -> Any:
+def list_releases(fleet: Reads) -> Any:
     with fleet.runtime.sessions() as session:
         return list(RolloutRepository(session, fleet.organization_id).releases())
 
@@ -145,14 +145,14 @@ def create_rollout(fleet: Writes, body: RolloutCreate) -> RolloutView:
 
 
 @router.get("/rollouts", response_model=list[RolloutView])
-def list_rollouts(fleet: Writes) -> list[RolloutView]:
+def list_rollouts(fleet: Reads) -> list[RolloutView]:
     with fleet.runtime.sessions() as session:
         repo = RolloutRepository(session, fleet.organization_id)
         return [_view(repo, r) for r in repo.rollouts()]
 
 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutView)
-def get_rollout(fleet: Writes, rollout_id: uuid.UUID) -> RolloutView:
+def get_rollout(fleet: Reads, rollout_id: uuid.UUID) -> RolloutView:
     with fleet.runtime.sessions() as session:
         repo = RolloutRepository(session, fleet.organization_id)
         r = repo.rollout(rollout_id)

@@ -208,3 +208,29 @@ class CommandView(BaseModel):
 
 class CommandList(BaseModel):
     items: list[CommandView]
+
+
+class ClaimCodeCreate(BaseModel):
+    """A new one-time claim code for the caller's organisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: int = Field(
+        default=30 * 24 * 3600, ge=60, le=365 * 24 * 3600, description="Validity in seconds."
+    )
+    label: str = Field(default="", max_length=200, description="A note, e.g. which shop.")
+
+
+class ClaimCodeIssued(BaseModel):
+    code: str = Field(description="Shown this once; only its hash is kept.")
+    expires_at: dt.datetime
+    label: str
+
+
+class DeviceRemoved(BaseModel):
+    """What removing a scanner did; its receipts stay (see `server.fleet.removal`)."""
+
+    device_id: str
+    removed_at: dt.datetime
+    receipts_kept: int
+    deleted: dict[str, int] = Field(description="Rows deleted, by table.")

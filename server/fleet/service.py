@@ -343,6 +343,17 @@ def deliver(runtime: FleetRuntime, organization_id: uuid.UUID, device_id: str) -
     return True
 
 
+def clear_retained(runtime: FleetRuntime, device_id: str) -> bool:
+    """Delete the broker's retained desired configuration of a removed device (an empty
+    retained message); logged, never raised: a removed device can't read it anyway."""
+    try:
+        runtime.publisher.publish(device_topic(device_id, "config/desired"), b"", retain=True)
+    except PublishError as exc:
+        logger.warning("retained config of removed %s not cleared: %s", device_id, exc)
+        return False
+    return True
+
+
 def pending_devices(repo: FleetRepository, now: dt.datetime) -> list[str]:
     """Device ids of the organisation with something not yet published (for `republish`)."""
     out = []

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Protocol
 
 
 class ImageNotFoundError(LookupError):
     """The store holds no blob with this digest."""
+
+
+class ImageStoreError(OSError):
+    """The store could not be reached or refused the operation (retry later; an `OSError`,
+    like a local disk failure, so ingest retries the batch instead of dead-lettering it)."""
 
 
 class ImageStore(Protocol):
@@ -16,6 +22,8 @@ class ImageStore(Protocol):
     - `put` SHALL store `data` durably before returning and return its lowercase hex SHA-256;
       putting the same bytes again SHALL be harmless and return the same key.
     - `get` SHALL return exactly the bytes put under `sha256`, or raise `ImageNotFoundError`.
+    - `delete` SHALL remove the blob and return True, or return False if there was none; the
+      caller makes sure no receipt still refers to it (blobs are shared by digest).
     - Implementations MAY be used from several threads and processes at once.
     """
 
@@ -24,6 +32,18 @@ class ImageStore(Protocol):
     def get(self, sha256: str) -> bytes: ...
 
     def exists(self, sha256: str) -> bool: ...
+
+    def delete(self, sha256: str) -> bool: ...
+
+
+class ListableImageStore(ImageStore, Protocol):
+    """A store that can also list what it holds (backups and disaster-recovery checks).
+
+    - `digests` SHALL yield the SHA-256 of every blob in the store, each once, in no
+      particular order.
+    """
+
+    def digests(self) -> Iterator[str]: ...
 
 
 def sha256_hex(data: bytes) -> str:

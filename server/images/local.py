@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +67,20 @@ class LocalImageStore:
             return self._path(sha256).read_bytes()
         except FileNotFoundError as exc:
             raise ImageNotFoundError(f"no image {sha256} in {self.root}") from exc
+
+    def delete(self, sha256: str) -> bool:
+        try:
+            self._path(sha256).unlink()
+        except (FileNotFoundError, ImageNotFoundError):
+            return False
+        logger.debug("deleted image %s", sha256)
+        return True
+
+    def digests(self) -> Iterator[str]:
+        """Every digest stored (files named by their SHA-256 under ``ab/cd/``)."""
+        for path in self.root.glob("??/??/*"):
+            if _DIGEST.match(path.name) and path.is_file():
+                yield path.name
 
     def exists(self, sha256: str) -> bool:
         try:

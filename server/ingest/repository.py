@@ -54,8 +54,12 @@ class IngestRepository:
         )
         return {r.receipt_id: r.device_id for r in rows}
 
-    def insert_receipts(self, rows: Sequence[dict[str, Any]]) -> None:
-        self._insert_ignoring_conflicts(Receipt, rows, "id")
+    def insert_receipts(self, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+        """Insert receipts, skipping ids already stored; returns the ids actually inserted."""
+        if not rows:
+            return set()
+        stmt = _insert(self.session, Receipt).on_conflict_do_nothing(index_elements=["id"])
+        return set(self.session.scalars(stmt.returning(Receipt.id), list(rows)))
 
     def insert_images(self, rows: Sequence[dict[str, Any]]) -> None:
         self._insert_ignoring_conflicts(ReceiptImage, rows, "receipt_id")
@@ -75,11 +79,17 @@ class IngestRepository:
     ) -> None:
         if not rows:
             return
-        dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            stmt: Any = pg_insert(model).on_conflict_do_nothing(index_elements=[key])
-        elif dialect == "sqlite":
-            stmt = sqlite_insert(model).on_conflict_do_nothing(index_elements=[key])
-        else:  # pragma: no cover - configuration error, said plainly
-            raise RuntimeError(f"database {dialect!r} is not supported: use PostgreSQL or SQLite")
+        stmt = _insert(self.session, model).on_conflict_do_nothing(index_elements=[key])
         self.session.execute(stmt, list(rows))
+
+
+def _insert(session: Session, model: type[Base]) -> Any:
+    """The dialect's INSERT of `model` (both have ON CONFLICT DO NOTHING)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return pg_insert(model)
+    if dialect == "sqlite":
+        return sqlite_insert(model)
+    raise RuntimeError(  # pragma: no cover - configuration error, said plainly
+        f"database {dialect!r} is not supported: use PostgreSQL or SQLite"
+    )

@@ -28,6 +28,7 @@ from server.ingest.interpret import (
     interpret,
 )
 from server.ingest.repository import IngestRepository
+from server.receipts.duplicates import flag_duplicates, image_dhash
 from server.receipts.intake import admit_receipts
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def ingest_batch(
                     "content_type": o.content_type,
                     "size_bytes": len(o.data),
                     "received_at": o.received_at,
+                    "dhash": image_dhash(o.data),
                 },
             )
         elif isinstance(o, StatusSeen):
@@ -108,6 +110,7 @@ def ingest_batch(
     result.refused += fleet.refused
     admit_receipts(session, list(receipts.values()))
     repo.insert_images(list(images.values()))
+    flag_duplicates(session, images)  # an image arriving after its receipt completes the check
     repo.insert_dead_letters(
         [
             {

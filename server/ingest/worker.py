@@ -26,6 +26,7 @@ from server.ingest.interpret import Incoming, Refused
 from server.ingest.repository import IngestRepository
 from server.ingest.service import BatchResult, ingest_batch
 from server.observability.metrics import IngestMetrics, topic_kind
+from server.plans.quota import release_due
 from server.settings import IngestSettings, MqttSettings
 
 logger = logging.getLogger(__name__)
@@ -145,10 +146,27 @@ class IngestWorker:
     # ------------------------------------------------------------------ batches
 
     def _run_batches(self) -> None:
+        next_release = time.monotonic()
         while not self._stopping.is_set():
             batch = self._collect()
             if batch:
                 self._write_with_retry(batch)
+            interval = self.ingest.quota_release_interval_s
+            if interval > 0 and time.monotonic() >= next_release:
+                next_release = time.monotonic() + interval
+                self._release_held()
+
+    def _release_held(self) -> None:
+        """Release receipts held over a monthly quota that now fit (a new month, an upgrade
+        made elsewhere); every worker may do it, the organisation's row lock serialises them."""
+        try:
+            with self.sessions.begin() as session:
+                released = release_due(session)
+        except SQLAlchemyError as exc:
+            logger.warning("releasing held receipts failed (%s); trying again later", exc)
+            return
+        if released:
+            logger.info("released %d receipts held over monthly quotas", released)
 
     def _collect(self) -> list[Incoming]:
         try:

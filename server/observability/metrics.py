@@ -39,6 +39,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from models.logs import request_id
 from server.db.models import Device
 from server.fleet.rollout_repository import rollout_gauges
+from server.observability.jobs import JobQueueCollector
+from server.plans.quota import QUOTA_HELD
+from server.webhooks.metrics import WebhookBacklogCollector
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +180,7 @@ class FleetCollector(Collector):
                             Device.agent_version,
                             Device.model_versions,
                             Device.telemetry,
-                        )
+                        ).where(Device.removed_at.is_(None))
                     ).all()
                     self._cached_rollouts = rollout_gauges(session)
             except SQLAlchemyError as exc:
@@ -294,6 +297,9 @@ class ApiMetrics:
         self.database = DatabaseMetrics.register(self.registry, engine)
         self.fleet = FleetCollector(sessions)
         self.registry.register(self.fleet)
+        self.registry.register(JobQueueCollector(sessions))  # queue depth, from the jobs table
+        self.registry.register(WebhookBacklogCollector(sessions))
+        self.registry.register(QUOTA_HELD)  # receipts held over a monthly quota (uploads)
 
     async def endpoint(self, _request: Request) -> Response:
         body, content_type = exposition(self.registry)
@@ -413,6 +419,7 @@ class IngestMetrics:
             "Messages delivered by the broker and waiting for a batch",
             registry=self.registry,
         )
+        self.registry.register(QUOTA_HELD)  # receipts held over a monthly quota
 
     def add_database(self, engine: Engine) -> None:
         """Also export `engine`'s pool and connection errors (done once per process)."""

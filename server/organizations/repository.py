@@ -28,8 +28,12 @@ class OrganizationRepository:
     def list_organizations(self) -> Sequence[Organization]:
         return self.session.scalars(select(Organization).order_by(Organization.name)).all()
 
-    def add_token(self, organization_id: uuid.UUID, token_hash: str, name: str) -> ApiToken:
-        token = ApiToken(organization_id=organization_id, token_hash=token_hash, name=name)
+    def add_token(
+        self, organization_id: uuid.UUID, token_hash: str, name: str, role: str = "admin"
+    ) -> ApiToken:
+        token = ApiToken(
+            organization_id=organization_id, token_hash=token_hash, name=name, role=role
+        )
         self.session.add(token)
         self.session.flush()
         return token
@@ -40,6 +44,12 @@ class OrganizationRepository:
             select(ApiToken.organization_id).where(
                 ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None)
             )
+        )
+
+    def live_token(self, token_hash: str) -> ApiToken | None:
+        """The live (not revoked) token with this hash."""
+        return self.session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
         )
 
     def revoke_token(self, token_hash: str, at: dt.datetime) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from models.protocol import validate_device_id
+from server.accounts.roles import Role
 from server.db.models import Device, Organization
 from server.organizations.repository import OrganizationRepository
 
@@ -69,15 +70,37 @@ def add_device(session: Session, organization: str, device_id: str) -> Device:
     return device
 
 
-def create_token(session: Session, organization: str, name: str = "") -> IssuedToken:
-    """A new API token for the organisation; the clear token exists only in the return value."""
+def create_token(
+    session: Session, organization: str, name: str = "", role: Role = Role.ADMIN
+) -> IssuedToken:
+    """A new API token for the organisation; the clear token exists only in the return value.
+
+    `role` bounds what the token may do where endpoints check roles (the fleet: reading needs
+    viewer, changing needs admin)."""
     repo = OrganizationRepository(session)
     org = _require_org(repo, organization)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    repo.add_token(org.id, hash_token(token), name)
-    logger.info("issued an API token for organisation %s", organization)
+    repo.add_token(org.id, hash_token(token), name, role.value)
+    logger.info("issued an API token (%s) for organisation %s", role.value, organization)
     return IssuedToken(token=token, organization_id=org.id)
 
 
 def organization_of_token(session: Session, token: str) -> uuid.UUID | None:
     return OrganizationRepository(session).organization_of_token(hash_token(token))
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who a live API token speaks for: its organisation, role and name (for the audit log)."""
+
+    organization_id: uuid.UUID
+    role: Role
+    name: str
+    token_id: uuid.UUID
+
+
+def holder_of_token(session: Session, token: str) -> TokenHolder | None:
+    row = OrganizationRepository(session).live_token(hash_token(token))
+    if row is None:
+        return None
+    return TokenHolder(row.organization_id, Role(row.role), row.name, row.id)

@@ -6,9 +6,10 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from server.api.deps import Images, Receipts
+from server.api.etag import conditional_json
 from server.receipts import service
 from server.receipts.repository import ReceiptFilter
 from server.receipts.schemas import ReceiptDetail, ReceiptPage
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/api/v1/receipts", tags=["receipts"])
 @router.get("", response_model=ReceiptPage)
 def list_receipts(
     *,
+    request: Request,
     repo: Receipts,
     date_from: Annotated[dt.date | None, Query(description="Receipt date on or after.")] = None,
     date_to: Annotated[dt.date | None, Query(description="Receipt date on or before.")] = None,
@@ -26,15 +28,18 @@ def list_receipts(
     device: Annotated[str | None, Query(description="Only this scanner's receipts.")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> ReceiptPage:
-    """Receipts, newest capture first; one without a printed date counts on its capture date."""
+) -> Response:
+    """Receipts, newest capture first; one without a printed date counts on its capture date.
+    Held receipts (over a monthly quota) are listed with `held`. The page has an ETag:
+    send it back in `If-None-Match` for a 304 while nothing on it changed."""
     filters = ReceiptFilter(date_from, date_to, merchant, device)
-    return service.list_receipts(repo, filters, cursor, limit)
+    return conditional_json(request, service.list_receipts(repo, filters, cursor, limit))
 
 
 @router.get("/{receipt_id}", response_model=ReceiptDetail)
-def get_receipt(repo: Receipts, receipt_id: uuid.UUID) -> ReceiptDetail:
-    return service.get_receipt(repo, receipt_id)
+def get_receipt(request: Request, repo: Receipts, receipt_id: uuid.UUID) -> Response:
+    """One receipt, with its corrections; with an ETag (`If-None-Match` gives 304)."""
+    return conditional_json(request, service.get_receipt(repo, receipt_id))
 
 
 @router.get("/{receipt_id}/image", response_class=Response)

@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.ingest.repository import IngestRepository
+from server.plans.quota import hold_over_quota
+from server.receipts.duplicates import flag_duplicates
+from server.webhooks.outbox import receipts_created
 
 
 def admit_receipts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -21,5 +24,11 @@ def admit_receipts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     A row whose id is already stored is skipped (idempotent redelivery); the caller commits.
     """
     if rows:
-        IngestRepository(session).insert_receipts(rows)
+        rows = hold_over_quota(session, rows)  # over the month's quota: stored, but held
+        inserted = IngestRepository(session).insert_receipts(rows)
         session.flush()
+        flag_duplicates(session, inserted)  # same receipt seen before (needs both images)
+        # webhook outbox: a held receipt is announced when it is released (server.plans.quota)
+        receipts_created(
+            session, [r for r in rows if r["id"] in inserted and r.get("held_reason") is None]
+        )

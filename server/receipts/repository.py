@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from server.accounts.models import ReceiptCorrection
 from server.db.models import Device, Receipt, ReceiptImage
 
 
@@ -19,12 +20,14 @@ class ReceiptFilter:
     date_to: dt.date | None = None
     merchant: str | None = None
     device_id: str | None = None
+    include_duplicates: bool = True  # False: receipts flagged `duplicate_of` are left out
+    include_held: bool = True  # False: receipts held over a monthly quota are left out
 
 
 @dataclass(frozen=True)
 class ReceiptRecord:
     receipt: Receipt
-    device_id: str
+    device_id: str | None  # None: an uploaded photo (no scanner)
     image: ReceiptImage | None
 
 
@@ -35,10 +38,10 @@ class ReceiptRepository:
         self.session = session
         self.organization_id = organization_id
 
-    def _select(self) -> Select[Receipt, str, ReceiptImage]:
+    def _select(self) -> Select[Receipt, str | None, ReceiptImage]:
         return (
             select(Receipt, Device.device_id, ReceiptImage)
-            .join(Device, Device.id == Receipt.device_id)
+            .outerjoin(Device, Device.id == Receipt.device_id)  # uploads have no device
             .outerjoin(
                 ReceiptImage,
                 and_(
@@ -68,6 +71,10 @@ class ReceiptRepository:
             )
         if filters.device_id:
             q = q.where(Device.device_id == filters.device_id)
+        if not filters.include_duplicates:
+            q = q.where(Receipt.duplicate_of.is_(None))
+        if not filters.include_held:
+            q = q.where(Receipt.held_at.is_(None))
         if after is not None:
             captured_at, receipt_id = after
             q = q.where(
@@ -78,6 +85,17 @@ class ReceiptRepository:
             )
         q = q.order_by(Receipt.captured_at.desc(), Receipt.id.desc()).limit(limit)
         return [ReceiptRecord(r, d, i) for r, d, i in self.session.execute(q)]
+
+    def corrections(self, receipt_id: uuid.UUID) -> Sequence[ReceiptCorrection]:
+        """Corrections of one receipt, oldest first."""
+        return self.session.scalars(
+            select(ReceiptCorrection)
+            .where(
+                ReceiptCorrection.organization_id == self.organization_id,
+                ReceiptCorrection.receipt_id == receipt_id,
+            )
+            .order_by(ReceiptCorrection.created_at, ReceiptCorrection.id)
+        ).all()
 
     def get(self, receipt_id: uuid.UUID) -> ReceiptRecord | None:
         row = self.session.execute(self._select().where(Receipt.id == receipt_id)).first()

@@ -52,7 +52,7 @@ def _require(repo: ReceiptRepository, receipt_id: uuid.UUID) -> ReceiptRecord:
 
 
 def get_receipt(repo: ReceiptRepository, receipt_id: uuid.UUID) -> ReceiptDetail:
-    return ReceiptDetail.of(_require(repo, receipt_id))
+    return ReceiptDetail.of(_require(repo, receipt_id), repo.corrections(receipt_id))
 
 
 def get_image(

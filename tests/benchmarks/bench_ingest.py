@@ -87,7 +87,7 @@ def run_mode(
             migrate(url)
             sessions = session_factory(engine)
             with sessions.begin() as s:
-                orgs.create_organization(s, "bench")
+                orgs.create_organization(s, "bench").plan = "enterprise"  # no quota
                 orgs.add_device(s, "bench", "bench-1")
             worker = IngestWorker(
                 MqttSettings(port=broker.port),

@@ -20,7 +20,7 @@ from tests.infra.settings_names import env_names
 COMPOSE = INFRA / "compose.yaml"
 LONG_RUNNING = {
     "postgres", "mosquitto", "server", "ingest-1", "ingest-2",
-    "minio", "prometheus", "node-exporter", "grafana",
+    "minio", "prometheus", "alertmanager", "node-exporter", "grafana",
 }  # fmt: skip
 _VAR = re.compile(r"\$\{(\w+)(?::?[?-]([^}]*))?\}")
 
@@ -88,6 +88,33 @@ def test_server_settings_validate_with_the_compose_environment(
     assert settings.mqtt.port == 8883
     assert settings.mqtt.tls_ca is not None
     assert settings.mqtt.password is not None
+
+
+@pytest.mark.parametrize("name", ["server", "ingest-1", "ingest-2", "backup"])
+def test_images_go_to_the_minio_bucket_minio_init_prepares(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.images.s3 import S3ImageStoreConfig
+    from server.settings import Settings
+
+    for key in [k for k in os.environ if k.startswith("RM_")]:
+        monkeypatch.delenv(key)
+    for key, value in _services()[name]["environment"].items():
+        if not key.startswith("RM_BACKUP_"):
+            monkeypatch.setenv(key, _interpolate(str(value)))
+    store = Settings().image_store
+    assert isinstance(store, S3ImageStoreConfig)
+    assert store.endpoint_url == "http://minio:9000" and store.addressing_style == "path"
+    assert store.server_side_encryption == "AES256"
+    init = " ".join(_services()["minio-init"]["command"])
+    assert f"mc mb --ignore-existing local/{store.bucket}" in init
+    assert f"mc version enable local/{store.bucket}" in init
+    assert f"mc encrypt set sse-s3 local/{store.bucket}" in init
+    assert f"mc admin user add local {store.access_key_id} " in init
+    assert "MINIO_KMS_SECRET_KEY" in _services()["minio"]["environment"]  # SSE-S3 needs a KMS
+    depends = _services()[name].get("depends_on") or {}
+    if name != "backup":
+        assert depends["minio-init"]["condition"] == "service_completed_successfully"
 
 
 def test_two_ingest_workers_share_one_subscription() -> None:

@@ -53,9 +53,11 @@ class Tenant:
     token: str
 
 
-def make_tenant(db: Db, name: str, *device_ids: str) -> Tenant:
+def make_tenant(db: Db, name: str, *device_ids: str, plan: str = "starter") -> Tenant:
+    """An organisation on `plan` (new ones start on Starter: 50 receipts a month, then held)
+    with its devices and an operator token."""
     with db.sessions.begin() as session:
-        orgs.create_organization(session, name)
+        orgs.create_organization(session, name).plan = plan
         for device_id in device_ids:
             orgs.add_device(session, name, device_id)
         token = orgs.create_token(session, name).token

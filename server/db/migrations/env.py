@@ -6,11 +6,15 @@ from alembic import context
 from sqlalchemy import text
 
 from server.accounts import models as accounts_models  # noqa: F401  (users, audit...)
+from server.datarights import models as datarights_models  # noqa: F401  (deletion records)
 from server.db import models  # noqa: F401  (registers the tables on Base.metadata)
 from server.db.base import Base
 from server.db.engine import create_db_engine
 from server.exports import models as exports_models  # noqa: F401  (account codes)
 from server.fleet import models as fleet_models  # noqa: F401  (the fleet's tables)
+from server.jobs import models as jobs_models  # noqa: F401  (the job queue)
+from server.uploads import models as uploads_models  # noqa: F401  (photo uploads)
+from server.webhooks import models as webhooks_models  # noqa: F401  (endpoints, deliveries)
 
 config = context.config
 url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")

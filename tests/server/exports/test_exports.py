@@ -423,7 +423,7 @@ def test_exports_need_a_valid_token(client: TestClient, tenant: Tenant):
 def test_a_large_export_streams_in_pages(
     db: Db, store: LocalImageStore, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ):
-    big = make_tenant(db, "Big", "busy-till")
+    big = make_tenant(db, "Big", "busy-till", plan="business")  # unlimited
     n = 2 * export_repo.PAGE_SIZE + 123
     msgs = [
         receipt_message(

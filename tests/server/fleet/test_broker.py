@@ -228,3 +228,23 @@ def test_command_round_trip_with_result_and_health(stack: Stack):
     )
     assert overview["agent_versions"] == {"0.9.0": 1}
     assert overview["temperature_c"]["max"] == 55.0
+
+
+def test_removing_a_device_cuts_it_off_and_clears_its_retained_config(stack: Stack):
+    password = stack.claim("till-r")
+    device = stack.connect("till-r", password)
+    assert device.ok
+    stack.api("PUT", "/devices/till-r/config", json={"settings": {"beep": False}})
+
+    started = time.monotonic()
+    removed = stack.api("DELETE", "/devices/till-r")
+    assert removed["deleted"]["broker_accounts"] == 1
+    assert device.disconnected.wait(5), "the removed device is still connected"
+    assert time.monotonic() - started < 5
+    assert not stack.connect("till-r", password).ok  # its password is gone
+
+    # what it left retained at the broker is gone too: a new subscriber of the subtree (the
+    # same organisation enrolling the scanner again) gets no stale configuration
+    again = stack.connect("till-r", stack.claim("till-r"))
+    assert again.subscribe(device_topic("till-r", "config/desired"))
+    assert again.drain() == []

@@ -1,0 +1,1 @@
+"""API keys of an organisation: scoped (read, read-write), expiring, revocable, hashed at rest."""

@@ -1,0 +1,1 @@
+"""Plans of an organisation (Starter, Pro, Business, Enterprise), their features and quotas."""
