@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -76,6 +77,7 @@ class Found:
     confidence: float
 
 
+@functools.lru_cache(maxsize=8192)
 def has_postcode(text: str) -> bool:
     return any(p.search(text.upper()) for p in _POSTCODES)
 
@@ -121,6 +123,7 @@ def evidence(line: Line) -> float:
     return evidence_of(address_text(line))
 
 
+@functools.lru_cache(maxsize=8192)
 def evidence_of(raw: str) -> float:
     """Address evidence in a text: street words, a postcode, a region, a house number."""
     text = fold(raw)

@@ -102,6 +102,18 @@ def _clean(text: str) -> str:
     return fix_digits(strip_accents(text).upper())
 
 
+def _inside_code(text: str, start: int, end: int) -> bool:
+    """Digits glued to a letter before them or to more numbers ('MI11/3-21-12/480'): a product
+    or invoice code that only looks like a date. A letter after is a lost space ('2018TIME')."""
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    if before.isalpha():
+        return True
+    glued_before = before in "/-." and start > 1 and text[start - 2].isdigit()
+    glued_after = after in "/-." and end + 1 < len(text) and text[end + 1].isdigit()
+    return glued_before or glued_after
+
+
 def find_dates(text: str, line_id: int) -> list[DateMatch]:
     """Every date in the text, with both readings where day and month could swap."""
     clean = _clean(text)
@@ -116,6 +128,8 @@ def find_dates(text: str, line_id: int) -> list[DateMatch]:
         out.append(DateMatch(day_first, month_first, line_id, start, keyword, has_time, excluded))
 
     for m in _NUMERIC.finditer(clean):
+        if _inside_code(clean, m.start(), m.end()):
+            continue
         if m.group(1) is not None:
             a, b, c = m.group(1), m.group(3), m.group(4)
         else:

@@ -85,6 +85,10 @@ class RunTrainer:
             with tf.GradientTape() as tape:
                 value = loss(self.model(images, training=True), *targets)
             grads = tape.gradient(value, self.model.trainable_variables)
+            # A non-finite loss (one diverging batch) must not poison the weights: its step
+            # applies zero gradients instead, and the logged loss shows what happened.
+            finite = tf.math.is_finite(value)
+            grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
             return value
 

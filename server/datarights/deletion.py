@@ -10,8 +10,9 @@
    organisation (no foreign key, no name, no e-mail). If any row survived, it rolls back.
 2. After the commit: mirror the registry to the broker (`FleetRuntime.sync_broker`), so the
    deleted devices' accounts leave the password file and the broker is reloaded at once.
-3. Delete from the image store the images no other organisation's receipt refers to (images are
-   stored once per SHA-256, so two organisations may share one). Each is checked again just
+3. Delete from the image store the images (receipt images and uploaded photos) that no other
+   organisation's receipt or upload refers to (images are stored once per SHA-256, so two
+   organisations may share one). Each is checked again just
    before it is deleted.
 
 A crash between 2 and 3 leaves unreferenced image files behind (never a row pointing at a
@@ -33,6 +34,7 @@ from server.datarights.tables import scoped_tables
 from server.db.models import Device, Organization, ReceiptImage
 from server.fleet.runtime import FleetRuntime
 from server.images.base import ImageStore
+from server.uploads.models import Upload
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def delete_organization(
             session.scalars(
                 select(ReceiptImage.sha256).where(ReceiptImage.organization_id == org.id)
             )
-        )
+        ) | set(session.scalars(select(Upload.sha256).where(Upload.organization_id == org.id)))
         report.counts = _counts(session, org.id)
         for scoped in scoped_tables():
             if scoped.table.name == "dead_letters":
@@ -106,6 +108,8 @@ def delete_organization(
         with sessions() as session:
             shared = session.scalar(
                 select(func.count()).select_from(ReceiptImage).where(ReceiptImage.sha256 == sha256)
+            ) or session.scalar(
+                select(func.count()).select_from(Upload).where(Upload.sha256 == sha256)
             )
         if shared:
             report.images_shared += 1

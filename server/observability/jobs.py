@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.jobs.queue import depth
+from server.plans.quota import QUOTA_HELD
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,10 @@ class JobMetrics:
     """One worker's counters: `rm_jobs_total{queue,outcome}`, `rm_job_duration_seconds{queue}`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        own = registry is None
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        if own:  # uploads admitted by this worker can be held over a quota: count them here
+            self.registry.register(QUOTA_HELD)
         self.finished = Counter(
             "rm_jobs",
             "Job attempts finished; outcome ok, retry (failed, will run again) or failed",

@@ -95,3 +95,55 @@ def test_train_lines_refuses_a_split_too_small_to_cross_validate(tmp_path: Path)
     assert result.exit_code != 0
     assert "too few" in result.output
     assert not out.exists()
+
+
+def _train_dataset(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """n train receipts (every second one with a wrong total in its key) and one val receipt."""
+    for sub in ("box", "key"):
+        (tmp_path / sub).mkdir()
+    ids = [f"t{i}" for i in range(n)] + ["v0"]
+    for k, i in enumerate(ids):
+        (tmp_path / "box" / f"{i}.txt").write_text(RECEIPT)
+        key = {
+            "company": "KEDAI MAKAN ABC SDN BHD",
+            "date": "05/06/2018",
+            "address": "NO 1, JALAN MAJU, 43000 KAJANG, SELANGOR",
+            "total": "12.50" if k % 2 == 0 else "99.00",
+        }
+        (tmp_path / "key" / f"{i}.json").write_text(json.dumps(key))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ids[:-1], "val": ["v0"]}))
+    return tmp_path, split
+
+
+def test_eval_fields_cross_validates_the_train_split(tmp_path: Path) -> None:
+    data, split = _train_dataset(tmp_path, 6)
+    args = ["fields", "--data", str(data), "--split-file", str(split), "--split", "train"]
+    result = CliRunner().invoke(eval_group, [*args, "--folds", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["folds"] == 3 and report["n"] == 6
+    assert report["accuracy"]["company"] == 1.0
+    assert report["accuracy"]["total"] == 0.5
+    assert sum(count for _, _, count, _ in report["deciles"]) == 4 * 6
+
+
+def test_cross_validation_is_refused_on_val(tmp_path: Path) -> None:
+    data, split = _train_dataset(tmp_path, 6)
+    result = CliRunner().invoke(
+        eval_group, ["fields", "--data", str(data), "--split-file", str(split), "--folds", "3"]
+    )
+    assert result.exit_code != 0
+    assert "--split train" in result.output
+
+
+def test_calibrate_fits_on_out_of_fold_confidences(tmp_path: Path) -> None:
+    data, split = _train_dataset(tmp_path, 6)
+    out = tmp_path / "calibration.json"
+    args = ["calibrate", "--data", str(data), "--split-file", str(split), "--folds", "3"]
+    result = CliRunner().invoke(eval_group, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = json.loads(out.read_text())
+    assert "out-of-fold" in table["source"]
+    # Half the totals are wrong in the keys: the calibrated total confidence says so.
+    assert table["fields"]["total"]["values"][-1] < 0.75

@@ -40,6 +40,19 @@ def _every_value(world: World) -> dict[str, list[str]]:
 
 
 def test_deleting_an_organisation_leaves_nothing_of_it(world: World):
+    from server.uploads.models import Upload
+
+    photo = b"an uploaded photo of Acme, waiting for its job"
+    with world.db.sessions.begin() as s:  # an upload whose photo no receipt refers to yet
+        sha = world.store.put(photo)
+        s.add(
+            Upload(
+                organization_id=world.acme,
+                sha256=sha,
+                content_type="image/jpeg",
+                size_bytes=len(photo),
+            )
+        )
     markers = _acme_markers(world)
     before = _every_value(world)
     found = {t for t, values in before.items() for v in values for m in markers if m in v}
@@ -64,13 +77,14 @@ def test_deleting_an_organisation_leaves_nothing_of_it(world: World):
     assert report["deleted_rows"]["receipts"] == 2
     assert report["deleted_rows"]["organizations"] == 1
     assert sorted(report["devices"]) == ["scanner-1", "scanner-2"]
-    assert (report["images_deleted"], report["images_kept_shared"]) == (1, 1)
+    assert (report["images_deleted"], report["images_kept_shared"]) == (2, 1)
 
     after = _every_value(world)
     left = {(t, m) for t, values in after.items() for v in values for m in markers if m in v}
     assert left == set(), f"rows of the deleted organisation remain: {sorted(left)}"
 
     assert not world.store.exists(sha256_hex(ACME_ONLY))
+    assert not world.store.exists(sha)  # the uploaded photo too
     assert world.store.exists(sha256_hex(SHARED))  # Globex's receipt still shows it
     assert world.store.exists(sha256_hex(GLOBEX_ONLY))
 
@@ -87,6 +101,6 @@ def test_deleting_an_organisation_leaves_nothing_of_it(world: World):
     with world.db.sessions() as s:
         [record] = s.scalars(select(OrganizationDeletion)).all()
     assert record.organization_id == world.acme
-    assert record.images_deleted == 1 and record.counts["receipts"] == 2
+    assert record.images_deleted == 2 and record.counts["receipts"] == 2
     assert record.requested_by.startswith("api-token:")
     assert "acme.test" not in record.requested_by

@@ -225,3 +225,9 @@ def test_queue_depth_by_state_is_exported(db: Db):
     assert samples[("rm_job_queue_depth", (("queue", "probe"), ("state", "done")))] == 1
     assert samples[("rm_job_queue_depth", (("queue", "probe"), ("state", "failed")))] == 0
     assert samples[("rm_jobs_queued", (("queue", "probe"),))] == 2
+
+
+def test_a_job_worker_exports_the_quota_holds_of_the_uploads_it_admits():
+    from prometheus_client import generate_latest
+
+    assert b"rm_quota_held_receipts_total" in generate_latest(JobMetrics().registry)
