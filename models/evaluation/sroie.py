@@ -33,10 +33,13 @@ def parse_box_text(text: str, source: str = "<box>") -> list[OcrLine]:
 
 
 def load_split(path: Path = SPLIT_FILE) -> dict[str, list[str]]:
-    """The committed split: {"train": [...ids], "val": [...ids]}."""
+    """The committed split: {"train": [...ids], "val": [...ids]}; refuses an id in both."""
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or not {"train", "val"} <= data.keys():
         raise DatasetError(f"{path}: expected an object with 'train' and 'val' id lists")
+    both = set(data["train"]) & set(data["val"])
+    if both:
+        raise DatasetError(f"{path}: ids in both train and val: {sorted(both)[:5]}; fix the file")
     return {"train": list(data["train"]), "val": list(data["val"])}
 
 

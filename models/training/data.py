@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import random
 from collections.abc import Iterator
@@ -19,21 +18,9 @@ from models.training.charset import Charset
 logger = logging.getLogger(__name__)
 
 SROIE_ROOT = Path("/work/shared/datasets/sroie-train")
-SPLIT_FILE = Path(__file__).resolve().parents[1] / "evaluation" / "splits" / "sroie.json"
 #: Time steps per pixel of width after the recognizer's pooling.
 WIDTH_STRIDE = 4
 MAX_WIDTH = 1024
-
-
-def load_split(path: Path = SPLIT_FILE) -> dict[str, list[str]]:
-    """The committed train/val id lists; refuses a file where an id is in both."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    train, val = set(data["train"]), set(data["val"])
-    if train & val:
-        raise ValueError(
-            f"{path}: ids in both train and val: {sorted(train & val)[:5]}; fix the split file"
-        )
-    return {"train": sorted(train), "val": sorted(val)}
 
 
 @dataclass(frozen=True)

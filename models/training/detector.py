@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from models.evaluation.sroie import SPLIT_FILE, load_split
 from models.litert.textmap import DetectionScore, boxes_from_map, match_boxes, prepare_page
 from models.training.blocks import encoder, fpn_decoder
-from models.training.data import SPLIT_FILE, SROIE_ROOT, load_split
+from models.training.data import SROIE_ROOT
 from models.training.detector_data import Page, batches, sroie_pages, synth_page
 from models.training.prefetch import prefetch
 from models.training.runs import RunTrainer, export_tflite, load_config, score_exports, write_report

@@ -19,15 +19,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from models.evaluation.sroie import SPLIT_FILE, load_split
 from models.synth.lines import generate_line
 from models.training.charset import CHARSET, Charset
 from models.training.data import (
-    SPLIT_FILE,
     SROIE_ROOT,
     WIDTH_STRIDE,
     Batch,
     fits,
-    load_split,
     make_batch,
     sroie_crops,
     training_batches,

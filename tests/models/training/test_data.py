@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from models.evaluation.sroie import load_split
 from models.training.charset import CHARSET, Charset
 from models.training.data import (
     SROIE_ROOT,
     WIDTH_STRIDE,
-    load_split,
     read_box_file,
     sroie_crops,
     training_batches,
