@@ -72,12 +72,13 @@ def snapshot(agent: Any) -> dict[str, Any]:
 
     stats = agent.outbox.stats()
     shadow = agent.shadow
+    scanner = agent.scanner
     return {
         "device_id": agent.device_id,
         "agent_version": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "model_versions": agent.model_versions,
+        "model_versions": scanner.model_versions,
         "releases": agent.updater.releases() if agent.updater is not None else {},
         "ota": agent.updater.status() if agent.updater is not None else None,
         "models_dir": str(agent.models_dir) if agent.models_dir else None,
@@ -96,13 +97,13 @@ def snapshot(agent: Any) -> dict[str, Any]:
             "published": agent.link.published,
         },
         "scans": {
-            "total": agent.scans_total,
-            "failed": agent.scans_failed,
-            "refused": agent.scans_refused,
-            "last_read_ms": agent.last_read_ms,
+            "total": scanner.scans_total,
+            "failed": scanner.scans_failed,
+            "refused": scanner.scans_refused,
+            "last_read_ms": scanner.last_read_ms,
         },
         "source": agent.source.state,
         "trigger": agent.trigger.state if agent.trigger is not None else None,
-        "quiet_hours_now": agent._quiet,
+        "quiet_hours_now": agent.loop.quiet,
         "telemetry": agent.telemetry().model_dump(mode="json"),
     }

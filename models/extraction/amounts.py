@@ -72,6 +72,7 @@ _AMOUNT = re.compile(
 )
 _BROKEN_DECIMAL = re.compile(r"(\d)\s*([.,])\s+(\d{2})(?!\d)|(\d)\s+([.,])(\d{2})(?!\d)")
 _CENTS = re.compile(r"[.,]\d{2}$")
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,8 @@ def currency_code(mark: str | None) -> str | None:
 def find_amounts(text: str, line_id: int, decimal_comma: bool = False) -> list[Amount]:
     """Every number in the text that can be money: it has cents or a currency mark."""
     out: list[Amount] = []
+    if not _DIGIT.search(text):
+        return out
     for m in _AMOUNT.finditer(text):
         parsed = parse_number(m.group("num"), decimal_comma)
         if parsed is None:

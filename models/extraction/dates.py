@@ -51,6 +51,7 @@ _TIME = re.compile(
 _DATE_WORD = re.compile(
     r"DATE|DATUM|FECHA|TARIKH|DATA|DTE|DATO|PAIVAMAARA|DT\b|TGL|TANGGAL", re.IGNORECASE
 )
+_DIGIT = re.compile(r"\d")
 _NOT_PURCHASE = re.compile(r"EXP|VALID|BEST BEFORE|USE BY|DUE DATE|PRINTED|MFG|MFD", re.IGNORECASE)
 
 
@@ -116,6 +117,8 @@ def _inside_code(text: str, start: int, end: int) -> bool:
 
 def find_dates(text: str, line_id: int) -> list[DateMatch]:
     """Every date in the text, with both readings where day and month could swap."""
+    if not _DIGIT.search(text):
+        return []  # every date form has digits (look-alike letters become digits only beside one)
     clean = _clean(text)
     keyword = bool(_DATE_WORD.search(clean))
     has_time = bool(_TIME.search(clean))

@@ -1,15 +1,15 @@
 """Aggregations over the receipts of ONE organisation: every query here is scoped by
 `organization_id`, and the same SQL runs on SQLite and PostgreSQL.
 
-- Spend by month, merchant and device is summed in the database from the stored columns
-  (`total`, `effective_date`, `merchant`, the device). Money is exact: PostgreSQL sums its
-  NUMERIC; SQLite (which stores money as text) sums integers of 1/10000, the column's scale.
-- Category comes from the receipt message (`document.receipt.fields.category.value`, a JSON path
-  SQLAlchemy writes portably), overridden by the latest correction of the field, grouped in SQL.
-- Taxes are a JSON *array* (`document.receipt.fields.taxes`); unnesting it is not portable
-  (`json_each` vs `jsonb_array_elements`), so the rows are read with a bound (`TAX_ROW_LIMIT`)
-  and summed in Python. The 1M-receipt benchmark will need materialised columns for category
-  and a receipt_taxes table (see server/analytics/README.md).
+- Everything is grouped and summed in the database from columns, never from the JSON message:
+  `total`, `effective_date`, `merchant`, the device, `category` and `tax_total` of `receipts`,
+  and the tax lines of `receipt_taxes`. Category and taxes are derived from the message when a
+  receipt is admitted and a correction overwrites the column (`server.receipts.derived`,
+  migration 0010), so corrections win without a per-row subquery.
+- Money is exact: PostgreSQL sums its NUMERIC; SQLite (which stores money as text) sums
+  integers of 1/10000, the column's scale.
+- On PostgreSQL `ix_receipts_org_effective_date` covers the columns summed and filtered here:
+  an organisation's spend per month or category is an index-only scan.
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Float, Integer, Select, String, case, cast, exists, func, select
+from sqlalchemy import Float, Integer, Select, String, cast, func, select
 from sqlalchemy.orm import Session
 
-from server.accounts.models import ReceiptCorrection
-from server.db.models import Device, Receipt
+from server.db.models import Device, Receipt, ReceiptTax
 
 Group = Literal["month", "category", "merchant", "device"]
 GROUPS: tuple[Group, ...] = ("month", "category", "merchant", "device")
-#: Most receipts whose taxes are read for one answer; more and the answer says it is partial.
-TAX_ROW_LIMIT = 100_000
 _SCALE = 10_000  # Money is NUMERIC(18, 4)
 
 
@@ -60,7 +57,7 @@ class TaxRow:
 @dataclass(frozen=True)
 class TaxRead:
     rows: Sequence[TaxRow]
-    truncated: bool
+    truncated: bool  # never since 0010 (summed in SQL); kept for the API's `taxes_partial`
 
 
 def money(value: Decimal) -> Decimal:
@@ -80,11 +77,11 @@ class AnalyticsRepository:
     def _sqlite(self) -> bool:
         return self.session.get_bind().dialect.name == "sqlite"
 
-    def _sum(self) -> Any:
+    def _sum(self, column: Any = Receipt.total) -> Any:
         if self._sqlite:
-            units = cast(func.round(cast(Receipt.total, Float) * _SCALE), Integer)
+            units = cast(func.round(cast(column, Float) * _SCALE), Integer)
             return func.coalesce(func.sum(units), 0)
-        return func.coalesce(func.sum(Receipt.total), 0)
+        return func.coalesce(func.sum(column), 0)
 
     def _decimal(self, raw: Any) -> Decimal:
         if self._sqlite:
@@ -95,23 +92,6 @@ class AnalyticsRepository:
         if self._sqlite:
             return func.strftime("%Y-%m", Receipt.effective_date)
         return func.to_char(Receipt.effective_date, "YYYY-MM")
-
-    def _category(self) -> Any:
-        """The category read, or the latest correction of it (which may clear it)."""
-        read = Receipt.document[("receipt", "fields", "category", "value")].as_string()
-        corrected = (
-            ReceiptCorrection.organization_id == self.organization_id,
-            ReceiptCorrection.receipt_id == Receipt.id,
-            ReceiptCorrection.field == "category",
-        )
-        latest = (
-            select(ReceiptCorrection.new_value)
-            .where(*corrected)
-            .order_by(ReceiptCorrection.created_at.desc(), ReceiptCorrection.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        return case((exists().where(*corrected), latest), else_=read)
 
     def _scoped(self, rng: DateRange, *columns: Any) -> Select[Any]:
         q = (
@@ -134,7 +114,7 @@ class AnalyticsRepository:
         if group == "month":
             raw = self._month()
         elif group == "category":
-            raw = self._category()
+            raw = Receipt.category
         elif group == "merchant":
             raw = Receipt.merchant
         else:
@@ -165,38 +145,52 @@ class AnalyticsRepository:
         ]
         return sum(r.receipts for r in rows), rows
 
-    def taxes(self, rng: DateRange) -> TaxRead:
-        """Tax amounts per (month, currency, label, rate), summed in Python over at most
-        `TAX_ROW_LIMIT` receipts (the newest first, so a partial answer keeps recent months)."""
-        taxes = Receipt.document[("receipt", "fields", "taxes")]
+    def tax_totals(self, rng: DateRange) -> list[SpendRow]:
+        """Tax per currency (key None) over the receipts in the range that have a tax line;
+        `receipts` counts those receipts."""
         q = (
-            self._scoped(rng, self._month(), Receipt.currency, taxes)
-            .order_by(Receipt.effective_date.desc(), Receipt.id)
-            .limit(TAX_ROW_LIMIT + 1)
+            self._scoped(
+                rng, Receipt.currency, self._sum(Receipt.tax_total), func.count(Receipt.id)
+            )
+            .where(Receipt.tax_total.is_not(None))
+            .group_by(Receipt.currency)
+            .order_by(Receipt.currency)
         )
-        sums: dict[tuple[str, str | None, str | None, Decimal | None], Decimal] = {}
-        count = 0
-        for month, currency, lines in self.session.execute(q):
-            count += 1
-            if count > TAX_ROW_LIMIT:
-                break
-            for line in lines if isinstance(lines, list) else []:
-                amount = _decimal_or_none(line.get("amount")) if isinstance(line, dict) else None
-                if amount is None:
-                    continue
-                label = line.get("label")
-                k = (
-                    str(month),
-                    currency,
-                    str(label) if label else None,
-                    _decimal_or_none(line.get("rate")),
-                )
-                sums[k] = sums.get(k, Decimal(0)) + amount
-        rows = [
-            TaxRow(m, cur, label, _plain(rate) if rate is not None else None, money(amount))
-            for (m, cur, label, rate), amount in sorted(sums.items(), key=_tax_order)
+        return [
+            SpendRow(None, cur, self._decimal(t), int(n)) for cur, t, n in self.session.execute(q)
         ]
-        return TaxRead(rows, truncated=count > TAX_ROW_LIMIT)
+
+    def taxes(self, rng: DateRange) -> TaxRead:
+        """Tax amounts per (month, currency, label, rate), summed in SQL from `receipt_taxes`."""
+        month = self._month().label("month")
+        q = (
+            self._scoped(
+                rng,
+                month,
+                Receipt.currency,
+                ReceiptTax.label,
+                ReceiptTax.rate,
+                self._sum(ReceiptTax.amount),
+            )
+            .join(
+                ReceiptTax,
+                (ReceiptTax.receipt_id == Receipt.id)
+                & (ReceiptTax.organization_id == Receipt.organization_id),
+            )
+            .group_by(month, Receipt.currency, ReceiptTax.label, ReceiptTax.rate)
+        )
+        rows = [
+            TaxRow(
+                str(m),
+                cur,
+                label,
+                _plain(Decimal(rate)) if rate is not None else None,
+                self._decimal(amount),
+            )
+            for m, cur, label, rate, amount in self.session.execute(q)
+        ]
+        rows.sort(key=_tax_order)
+        return TaxRead(rows, truncated=False)
 
 
 def _plain(value: Decimal) -> Decimal:
@@ -206,16 +200,10 @@ def _plain(value: Decimal) -> Decimal:
     return n.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else n
 
 
-def _decimal_or_none(raw: Any) -> Decimal | None:
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        value = Decimal(str(raw))
-    except ArithmeticError:
-        return None
-    return value if value.is_finite() else None
-
-
-def _tax_order(item: tuple[tuple[str, str | None, str | None, Decimal | None], Decimal]) -> Any:
-    (month, currency, label, rate), _ = item
-    return (month, currency or "", label or "", rate if rate is not None else Decimal(-1))
+def _tax_order(row: TaxRow) -> Any:
+    return (
+        row.period,
+        row.currency or "",
+        row.label or "",
+        row.rate if row.rate is not None else Decimal(-1),
+    )

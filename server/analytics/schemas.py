@@ -44,7 +44,9 @@ class Period(BaseModel):
     end: dt.date
     receipts: int
     spend: list[Amount]
-    taxes: list[Amount] = Field(description="Tax amounts per currency (receipts with a tax).")
+    taxes: list[Amount] = Field(
+        description="Tax amounts per currency; `receipts`: those with a tax line."
+    )
 
 
 class Change(BaseModel):
@@ -62,4 +64,6 @@ class Summary(BaseModel):
     )
     change: list[Change]
     taxes_by_month: list[TaxTotal] = Field(description="Tax totals per month and rate.")
-    taxes_partial: bool = Field(description="True if more receipts had taxes than were read.")
+    taxes_partial: bool = Field(
+        description="Always false: every receipt's taxes are summed (kept for older clients)."
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections import defaultdict
 from decimal import Decimal
 
 from server.analytics.repository import AnalyticsRepository, DateRange, Group, SpendRow, money
@@ -70,34 +69,22 @@ def _amounts(rows: list[SpendRow]) -> list[Amount]:
     return [Amount(currency=r.currency, total=r.total, receipts=r.receipts) for r in rows]
 
 
-def _tax_amounts(rows: list[TaxTotal]) -> list[Amount]:
-    sums: dict[str | None, Decimal] = defaultdict(Decimal)
-    for r in rows:
-        sums[r.currency] += r.amount
-    return [
-        Amount(currency=c, total=money(v), receipts=0)
-        for c, v in sorted(sums.items(), key=lambda i: i[0] or "")
-    ]
-
-
-def _period(repo: AnalyticsRepository, start: dt.date, end: dt.date) -> tuple[Period, bool]:
+def _period(repo: AnalyticsRepository, start: dt.date, end: dt.date) -> Period:
     rng = DateRange(start, end)
     count, rows = repo.totals(rng)
-    tax_rows, partial = taxes(repo, rng)
-    period = Period(
+    return Period(
         start=start,
         end=end,
         receipts=count,
         spend=_amounts(rows),
-        taxes=_tax_amounts(tax_rows),
+        taxes=_amounts(repo.tax_totals(rng)),
     )
-    return period, partial
 
 
 def summary(repo: AnalyticsRepository, as_of: dt.date, months: int = 12) -> Summary:
     """This month so far against the same days of last month, and taxes of the last `months`."""
-    this, partial_this = _period(repo, as_of.replace(day=1), as_of)
-    last, partial_last = _period(repo, *same_days_last_month(as_of))
+    this = _period(repo, as_of.replace(day=1), as_of)
+    last = _period(repo, *same_days_last_month(as_of))
     before = {a.currency: a.total for a in last.spend}
     now = {a.currency: a.total for a in this.spend}
     change = []
@@ -117,5 +104,5 @@ def summary(repo: AnalyticsRepository, as_of: dt.date, months: int = 12) -> Summ
         last_month_same_days=last,
         change=change,
         taxes_by_month=by_month,
-        taxes_partial=partial or partial_this or partial_last,
+        taxes_partial=partial,
     )

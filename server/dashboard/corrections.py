@@ -2,8 +2,9 @@
 
 The receipt message (`receipts.document`) is never changed: it stays what the scanner read. A
 correction is a `receipt_corrections` row holding the `receipt-correction/1` record of
-`models.evaluation.corrections`, the receipt's summary columns (merchant, date, total,
-currency) take the new value, and one audit entry records who changed what, before and after.
+`models.evaluation.corrections`, the receipt's query columns (merchant, date, total, currency,
+category: what lists, filters and analytics read) take the new value, so corrections win
+everywhere without a query joining them, and one audit entry records who changed what.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from server.accounts.models import ReceiptCorrection
 from server.dashboard.repository import ReceiptBrowser
 from server.db.base import utcnow
 from server.db.models import Receipt
+from server.receipts.derived import CATEGORY_MAX
 from server.receipts.repository import ReceiptRecord
 from server.webhooks.outbox import receipt_corrected
 
@@ -193,6 +195,8 @@ def _apply_to_row(receipt: Receipt, name: str, value: str | None) -> None:
         receipt.total = Decimal(value) if value is not None else None
     elif name == "currency":
         receipt.currency = value[:8] if value else None
+    elif name == "category":  # analytics group on the column (server.receipts.derived)
+        receipt.category = value[:CATEGORY_MAX] if value else None
 
 
 @dataclass(frozen=True)

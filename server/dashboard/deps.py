@@ -1,7 +1,7 @@
 """Request dependencies of the dashboard: the signed-in user, CSRF checks, scoped repositories.
 
 Tenancy of the dashboard lives here and only here: `Browser` is the receipt repository bound to
-the organisation of the signed-in user.
+the organisation of the signed-in user; `Scanners` (the fleet) and `Hooks` (webhooks) likewise.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from server.accounts.service import AccountKeys
 from server.accounts.tokens import anonymous_csrf, new_token, same
 from server.analytics.repository import AnalyticsRepository
 from server.dashboard.repository import ReceiptBrowser
+from server.fleet.repository import FleetRepository
+from server.webhooks.repository import WebhookRepository
 
 SESSION_COOKIE = "rm_session"
 ANON_COOKIE = "rm_anon"
@@ -141,3 +143,17 @@ def analytics_repository(db: Db, who: Viewer) -> AnalyticsRepository:
 
 
 Analytics = Annotated[AnalyticsRepository, Depends(analytics_repository)]
+
+
+def fleet_repository(db: Db, who: Viewer) -> FleetRepository:
+    return FleetRepository(db, who.user.organization_id)
+
+
+Scanners = Annotated[FleetRepository, Depends(fleet_repository)]
+
+
+def webhook_repository(db: Db, who: Viewer) -> WebhookRepository:
+    return WebhookRepository(db, who.user.organization_id)
+
+
+Hooks = Annotated[WebhookRepository, Depends(webhook_repository)]

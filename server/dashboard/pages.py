@@ -114,11 +114,14 @@ def install_dashboard(app: FastAPI, settings: Settings) -> None:
     from server.dashboard.routes_analytics import router as analytics_router
     from server.dashboard.routes_auth import router as auth_router
     from server.dashboard.routes_data import router as data_router
+    from server.dashboard.routes_devices import router as devices_router
     from server.dashboard.routes_duplicates import router as duplicates_router
+    from server.dashboard.routes_export import router as export_router
     from server.dashboard.routes_receipts import router as receipts_router
     from server.dashboard.routes_settings import router as settings_router
     from server.dashboard.routes_team import router as team_router
     from server.dashboard.routes_uploads import router as uploads_router
+    from server.dashboard.routes_webhooks import router as webhooks_router
 
     app.state.account_keys = AccountKeys.from_settings(settings)
     app.include_router(auth_router)
@@ -129,6 +132,9 @@ def install_dashboard(app: FastAPI, settings: Settings) -> None:
     app.include_router(analytics_router)
     app.include_router(uploads_router)
     app.include_router(duplicates_router)
+    app.include_router(devices_router)
+    app.include_router(webhooks_router)
+    app.include_router(export_router)
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
     app.router.routes.append(_RootRedirect(app))

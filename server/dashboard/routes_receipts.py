@@ -50,6 +50,7 @@ def receipt_list(request: Request, who: Viewer, browser: Browser) -> Response:
         sorts=SORTS,
         devices=browser.device_ids(),
         held_note=held_note(browser.session, browser.organization_id),
+        export_query=urlencode(keep),
         prev_url=page_url(page.page - 1) if page.page > 1 else None,
         next_url=page_url(page.page + 1) if page.page < page.pages else None,
     )

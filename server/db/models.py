@@ -1,4 +1,14 @@
-"""The tables: organisations, their tokens and devices, receipts, images and dead letters."""
+"""The tables: organisations, their tokens and devices, receipts, images and dead letters.
+
+Query columns of `receipts` (migration 0010): the receipt message (`document`) stays what the
+scanner read, but what lists, filters and analytics read is kept as real, indexed columns:
+`merchant`, dates, `total`, `currency` (since 0001), `category` and `tax_total`, plus one
+`receipt_taxes` row per tax line. They are derived from the message once, when a receipt is
+admitted (`server.receipts.derived`, called by `server.receipts.intake.admit_receipts`), and
+a saved correction overwrites them (`server.dashboard.corrections`): the columns hold the
+corrected values, so no query reads JSON or joins corrections per row. At a million receipts
+that is what keeps the list and analytics under 100 ms (`tests/benchmarks/bench_api_scale.py`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,18 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, LargeBinary, String, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, RecordModel, utcnow
@@ -93,8 +114,47 @@ class Receipt(Base):
 
     __tablename__ = "receipts"
     __table_args__ = (
+        # The list: newest capture first, keyset-paged on (captured_at, id).
         Index("ix_receipts_org_captured", "organization_id", "captured_at", "id"),
-        Index("ix_receipts_org_effective_date", "organization_id", "effective_date"),
+        # Date filters and analytics; on PostgreSQL it covers what analytics sums and filters
+        # on, so a year of an organisation's spend is an index-only scan (no heap reads).
+        Index(
+            "ix_receipts_org_effective_date",
+            "organization_id",
+            "effective_date",
+            postgresql_include=[
+                "currency",
+                "total",
+                "tax_total",
+                "category",
+                "device_id",
+                "duplicate_of",
+                "held_at",
+            ],
+        ),
+        # Monthly quota counts (server.plans.repository.counted_since): admitted this month...
+        Index(
+            "ix_receipts_org_received",
+            "organization_id",
+            "received_at",
+            postgresql_include=["held_at", "released_at"],
+        ),
+        # ... or released from a hold this month (few rows: partial).
+        Index(
+            "ix_receipts_org_released",
+            "organization_id",
+            "released_at",
+            postgresql_where=text("released_at IS NOT NULL"),
+            sqlite_where=text("released_at IS NOT NULL"),
+        ),
+        # Merchant search (`ILIKE '%text%'`): a trigram GIN index on PostgreSQL (pg_trgm);
+        # on SQLite a plain index (LIKE scans the organisation's rows there).
+        Index(
+            "ix_receipts_merchant_search",
+            "merchant",
+            postgresql_using="gin",
+            postgresql_ops={"merchant": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -137,6 +197,16 @@ class Receipt(Base):
     )
     total: Mapped[Decimal | None] = mapped_column(Money(), default=None)
     currency: Mapped[str | None] = mapped_column(String(8), default=None)
+    category: Mapped[str | None] = mapped_column(
+        String(500),
+        default=None,
+        comment="The category read, or its latest correction (server.receipts.derived).",
+    )
+    tax_total: Mapped[Decimal | None] = mapped_column(
+        Money(),
+        default=None,
+        comment="Sum of the tax lines read; null: none read (rows in receipt_taxes).",
+    )
     needs_review: Mapped[bool] = mapped_column(default=False)
     image_sha256: Mapped[str | None] = mapped_column(
         String(64), default=None, comment="Digest the receipt message announced, if any."
@@ -151,6 +221,28 @@ class Receipt(Base):
     released_at: Mapped[dt.datetime | None] = mapped_column(
         default=None, comment="When a hold ended; the release counts against that month."
     )
+
+
+class ReceiptTax(Base):
+    """One tax line of a receipt as read (label, rate, amount): tax totals per rate are summed
+    in SQL from these rows (`server.analytics.repository`), not from the JSON message."""
+
+    __tablename__ = "receipt_taxes"
+
+    receipt_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("receipts.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(
+        Integer, primary_key=True, comment="Index of the line in the message's taxes."
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    label: Mapped[str | None] = mapped_column(String(100), default=None)
+    rate: Mapped[Decimal | None] = mapped_column(
+        Money(), default=None, comment="Percent, without trailing zeros (20, 5.5)."
+    )
+    amount: Mapped[Decimal] = mapped_column(Money())
 
 
 class ReceiptImage(Base):

@@ -349,9 +349,16 @@ def stream_csv(
     repo: ReceiptRepository, filters: ReceiptFilter, codes: AccountCodeMap, kind: str
 ) -> Iterator[bytes]:
     """A CSV of `kind` (receipts, items, xero, quickbooks): the header, then a chunk per page."""
+    yield from csv_of_pages(iter_receipts(repo, filters), codes, kind)
+
+
+def csv_of_pages(
+    pages: Iterable[Sequence[ReceiptRecord]], codes: AccountCodeMap, kind: str
+) -> Iterator[bytes]:
+    """The CSV of `kind` over pages of receipts read elsewhere (the dashboard's own filters)."""
     columns = COLUMNS[kind]
     yield _csv_text(columns, [], header=True).encode()
-    for page in iter_receipts(repo, filters):
+    for page in pages:
         yield _csv_text(columns, _page_rows(kind, page, codes), header=False).encode()
 
 

@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.db.base import Base
-from server.db.models import DeadLetter, Device, Receipt, ReceiptImage
+from server.db.models import DeadLetter, Device, Receipt, ReceiptImage, ReceiptTax
 from server.ingest.interpret import DeviceRef
 
 
@@ -60,6 +60,11 @@ class IngestRepository:
             return set()
         stmt = _insert(self.session, Receipt).on_conflict_do_nothing(index_elements=["id"])
         return set(self.session.scalars(stmt.returning(Receipt.id), list(rows)))
+
+    def insert_receipt_taxes(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Tax lines of receipts just inserted (`server.receipts.derived.tax_rows`)."""
+        if rows:
+            self.session.execute(insert(ReceiptTax), list(rows))
 
     def insert_images(self, rows: Sequence[dict[str, Any]]) -> None:
         self._insert_ignoring_conflicts(ReceiptImage, rows, "receipt_id")

@@ -1,4 +1,11 @@
-"""Reading receipts of ONE organisation: every query here is scoped by `organization_id`."""
+"""Reading receipts of ONE organisation: every query here is scoped by `organization_id`.
+
+The list walks `ix_receipts_org_captured` (organization_id, captured_at, id) backwards: the
+cursor is a row-value comparison `(captured_at, id) < (:at, :id)`, which both databases use as
+an index bound, so a deep page costs what the first does. The merchant filter is `ILIKE
+'%text%'`, which PostgreSQL answers from the trigram index `ix_receipts_merchant_search`
+(SQLite renders it `lower(merchant) LIKE lower(...)`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, select, tuple_
 from sqlalchemy.orm import Session
 
 from server.accounts.models import ReceiptCorrection
@@ -22,6 +29,12 @@ class ReceiptFilter:
     device_id: str | None = None
     include_duplicates: bool = True  # False: receipts flagged `duplicate_of` are left out
     include_held: bool = True  # False: receipts held over a monthly quota are left out
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character `/`) matching `text` anywhere."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
 
 
 @dataclass(frozen=True)
@@ -66,9 +79,7 @@ class ReceiptRepository:
         if filters.date_to is not None:
             q = q.where(Receipt.effective_date <= filters.date_to)
         if filters.merchant:
-            q = q.where(
-                func.lower(Receipt.merchant).contains(filters.merchant.lower(), autoescape=True)
-            )
+            q = q.where(Receipt.merchant.ilike(contains_pattern(filters.merchant), escape="/"))
         if filters.device_id:
             q = q.where(Device.device_id == filters.device_id)
         if not filters.include_duplicates:
@@ -77,12 +88,7 @@ class ReceiptRepository:
             q = q.where(Receipt.held_at.is_(None))
         if after is not None:
             captured_at, receipt_id = after
-            q = q.where(
-                or_(
-                    Receipt.captured_at < captured_at,
-                    and_(Receipt.captured_at == captured_at, Receipt.id < receipt_id),
-                )
-            )
+            q = q.where(tuple_(Receipt.captured_at, Receipt.id) < tuple_(captured_at, receipt_id))
         q = q.order_by(Receipt.captured_at.desc(), Receipt.id.desc()).limit(limit)
         return [ReceiptRecord(r, d, i) for r, d, i in self.session.execute(q)]
 

@@ -1,7 +1,8 @@
 """Field extraction speed: milliseconds per receipt from OCR lines to checked fields.
 
 Reads SROIE train receipts' ground-truth lines (and synthetic receipts when the data is
-missing) and times `extract_fields` once on each, after warming up on the first few. Prints the median, 90th percentile and maximum.
+missing) and times `extract_fields` once on each, after warming up on the first few.
+Prints the median, 90th percentile and maximum, of wall and of CPU time.
 Target: a median of 5 ms or less per receipt on a development machine (a scanner's Pi is
 slower; the figure is what to compare between changes). Run as a script (``python -m
 tests.benchmarks.bench_extraction --receipts 320``) or as the `benchmark`-marked test

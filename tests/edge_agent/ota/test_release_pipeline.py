@@ -30,10 +30,10 @@ def test_release_settings_override_the_file_but_not_the_threads(tmp_path: Path) 
 
 
 def test_relative_model_paths_are_taken_from_the_slot() -> None:
-    from edge_agent.agent import _in_slot
+    from edge_agent.release_pipeline import in_slot
 
     slot = Path("/data/ota/models/slots/b")
     data = {"ocr": {"type": "litert", "model_dir": "litert"}, "find_receipt": False}
-    assert _in_slot(data, slot)["ocr"]["model_dir"] == "/data/ota/models/slots/b/litert"
+    assert in_slot(data, slot)["ocr"]["model_dir"] == "/data/ota/models/slots/b/litert"
     absolute = {"ocr": {"model_dir": "/opt/models"}}
-    assert _in_slot(absolute, slot) == absolute
+    assert in_slot(absolute, slot) == absolute

@@ -9,10 +9,12 @@ from models.extraction.keywords import Label, label_of
 from models.extraction.lexicon import repair_words
 from tests.models.extraction.synthetic import lines
 
+Rows = list[str | tuple[str, str]]
+
 
 def test_a_subtotal_confirmed_by_the_payment_is_the_total() -> None:
     """No line says 'TOTAL': the subtotal that cash minus change confirms is what was paid."""
-    rows: list[str | tuple[str, str]] = [
+    rows: Rows = [
         "KEDAI ABC",
         "05/01/2018",
         ("FRIED RICE", "8.50"),
@@ -29,7 +31,7 @@ def test_a_subtotal_confirmed_by_the_payment_is_the_total() -> None:
 
 
 def test_a_misread_tender_label_is_implied_by_the_change() -> None:
-    rows: list[str | tuple[str, str]] = [
+    rows: Rows = [
         "FARMASI XYZ",
         ("1 X 7.00", "7.00"),
         ("TOTAL (INCLUDING GST)", "79.35"),
@@ -45,7 +47,7 @@ def test_a_misread_tender_label_is_implied_by_the_change() -> None:
 
 def test_a_later_total_built_on_an_earlier_one_wins() -> None:
     """'TOTAL AMOUNT' before service charge and tax, then the final 'TOTAL AMOUNT'."""
-    rows: list[str | tuple[str, str]] = [
+    rows: Rows = [
         "WARAKUYA SDN BHD",
         ("SUBTOTAL", "79.60"),
         ("DISCOUNT", "-30.00"),
@@ -63,7 +65,7 @@ def test_a_later_total_built_on_an_earlier_one_wins() -> None:
 
 
 def test_tax_summary_rows_are_not_totals() -> None:
-    rows: list[str | tuple[str, str]] = [
+    rows: Rows = [
         "SHOP SDN BHD",
         ("SUBTOTAL", "25.00"),
         ("CASH", "50.00"),
@@ -99,7 +101,7 @@ def test_common_words_of_names_and_addresses_are_repaired() -> None:
 
 
 def test_the_registered_company_and_the_brand_above_its_outlet() -> None:
-    registered = [
+    registered: Rows = [
         "TRI SHAAS SDN BHD (728515-M)",
         "MYDIN MART SRI MUDA",
         "4-20, JALAN RIA 25/62 TAMAN SRI MUDA",
@@ -107,7 +109,7 @@ def test_the_registered_company_and_the_brand_above_its_outlet() -> None:
     ]
     f = extract_fields(lines(registered)).fields
     assert f.merchant is not None and f.merchant.value == "TRI SHAAS SDN BHD"
-    outlet = [
+    outlet: Rows = [
         "TAX INVOICE",
         "DOMINO'S PIZZA",
         "GST REF NO : 001694261248",
@@ -120,7 +122,7 @@ def test_the_registered_company_and_the_brand_above_its_outlet() -> None:
 
 
 def test_a_branch_title_before_the_address_is_not_part_of_it() -> None:
-    rows = [
+    rows: Rows = [
         "SUSHI MENTAI",
         "SUSHI MENTAI PLAZA DANAU",
         "NO.37-1, PLAZA DANAU DESA 2, JALAN 109F,",
