@@ -12,7 +12,8 @@ from models.extraction.normalize import fold
 # Street and building words in the common Latin-alphabet languages, matched as folded words.
 _STREET = re.compile(
     r" (?:JALAN|JLN|JL|LORONG|LRG|TAMAN|TMN|KAWASAN|PERSIARAN|SEKSYEN|BANDAR|KAMPUNG|KG|PUSAT|"
-    r"BANGUNAN|WISMA|MENARA|KOMPLEKS|COMPLEKS|LEBUHRAYA|DESA|PERINDUSTRIAN|"
+    r"BANGUNAN|WISMA|MENARA|KOMPLEKS|COMPLEKS|LEBUHRAYA|LEBUH|DESA|PERINDUSTRIAN|MEDAN|KWS|SEK|"
+    r"BDR|PANGSAPURI|MUKIM|TOWER|APARTMENT|"
     r"LOT|NO|BLOCK|BLK|FLOOR|FLR|LEVEL|LVL|SUITE|STE|UNIT|BUILDING|BLDG|MALL|PLAZA|CENTRE|CENTER|"
     r"COMPLEX|INDUSTRIAL|ESTATE|PARK|SQUARE|SQ|GROUND|BASEMENT|"
     r"STREET|ST|ROAD|RD|AVENUE|AVE|AV|BLVD|BOULEVARD|LANE|LN|DRIVE|DR|HIGHWAY|HWY|WAY|PLACE|PL|"
@@ -45,7 +46,10 @@ _POSTCODES = (
     re.compile(r"\b\d{4}\s?[A-Z]{2}\b(?!\w)"),  # Netherlands
     re.compile(r"(?<![\d\-/.:+])\d{4}\s+[A-Z][A-Za-z]{2,}"),  # AT, CH, BE, DK, AU: '8001 Zürich'
 )
-_HOUSE_NUMBER = re.compile(r"^\s*(?:NO\.?\s*:?\s*)?\d+[A-Z]?(?:[-/]\d+[A-Z]?)*\s*[,&]|^\s*\d+\s+\w")
+_HOUSE_NUMBER = re.compile(
+    r"^\s*(?:NO\.?\s*:?\s*)?\d+[A-Z]?(?:[-/]\d+[A-Z]?)*\s*[,&]|^\s*\d+\s+\w"
+    r"|^\s*[A-Z]{1,2}\d?\s*-+\s*\d+[A-Z]?(?:\s*-+\s*\d+[A-Z]?)*\s*,"  # units: 'A-16-1,', 'G-19,'
+)
 _LEGAL_NAME = re.compile(r" (?:SDN BHD|S B|BHD|BERHAD|LTD|LIMITED|LLC|INC|GMBH|PLC|PTE LTD)(?= )")
 _STOP = re.compile(
     r" (?:TEL|TELEPHONE|PHONE|PH|FAX|HP|MOBILE|WHATSAPP|GST|VAT|TAX|INVOICE|RECEIPT|RESIT|REG|"
@@ -137,6 +141,14 @@ def evidence_of(raw: str) -> float:
     return score
 
 
+def run_evidence(run: list[Line]) -> float:
+    """The lines' evidence, plus a region named across a line break ('KUALA' / 'LUMPUR')."""
+    score = sum(evidence(ln) for ln in run)
+    if len(run) > 1 and not any(_PLACE.search(fold(address_text(ln))) for ln in run):
+        score += 1.0 * bool(_PLACE.search(fold(" ".join(address_text(ln) for ln in run))))
+    return score
+
+
 def _plain(line: Line) -> bool:
     """No digit and no address word: a branch or mall name, not an address line."""
     return not re.search(r"\d", line.text) and evidence(line) < 1.0
@@ -216,7 +228,7 @@ def find_address(page: Page, header: list[Line], skip: set[int], after: int = -1
         if not any(evidence(ln) >= 1.0 for ln in run):
             weak.append(run)
             continue
-        scored.append((sum(evidence(ln) for ln in run), header.index(run[0]), run))
+        scored.append((run_evidence(run), header.index(run[0]), run))
     if not scored:
         # Nothing reads as an address: the lines just after the name, if they have some sign.
         nxt = [r for r in weak if header.index(r[0]) > after and sum(map(evidence, r)) > 0]

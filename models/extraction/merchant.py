@@ -12,8 +12,18 @@ _LEGAL = re.compile(
     r" (?:SDN BHD|SDN BND|SDN BHO|S B|SB|BHD|BERHAD|ENTERPRISE|ENTERPRISES|TRADING|TRADING CO|"
     r"LTD|LIMITED|LLC|INC|CORP|CORPORATION|GMBH|AG|KG|SARL|SAS|SA|SRL|SPA|BV|NV|PLC|PTY|PTE|"
     r"CO|COMPANY|RESTORAN|RESTAURANT|RESTAURANTS|KEDAI|PERNIAGAAN|SYARIKAT|MART|HARDWARE|"
-    r"STATIONERY|BAKERIES|CAFE|MINI MARKET|SUPERMARKET|PHARMACY|FARMASI|HOTEL|STORE|SHOP)(?= )"
+    r"STATIONERY|BAKERIES|CAFE|MINI MARKET|SUPERMARKET|PHARMACY|FARMASI|HOTEL|STORE|SHOP|"
+    r"CASH CARRY)(?= )"
 )
+# Words that describe a kind of shop: a line made of these alone ('BISTRO & CAFE', 'RESTAURANT')
+# says what the shop is, not who it is, and the name is printed next to it.
+_DESCRIPTOR_TEXT = (
+    "SDN BHD S B SB BERHAD ENTERPRISE ENTERPRISES TRADING CO COMPANY LTD RESTORAN RESTAURANT "
+    "RESTAURANTS CAFE BISTRO BAR KEDAI PERNIAGAAN SYARIKAT MART HARDWARE STATIONERY BAKERY "
+    "BAKERIES MINI MARKET SUPERMARKET HYPERMARKET PHARMACY FARMASI HOTEL STORE STORES SHOP "
+    "KOPITIAM CASH CARRY AND THE"
+)
+_DESCRIPTOR_WORDS = frozenset(_DESCRIPTOR_TEXT.split())
 _SUFFIX = re.compile(
     r" (?:SDN BHD|SDN BND|S B|SB|BHD|BERHAD|ENTERPRISE|TRADING|LTD|LLC|INC|GMBH|PTE|PLC)(?= )"
 )
@@ -29,7 +39,8 @@ _CONTINUATION = re.compile(r"^ (?:CO|SDN|BHD|BERHAD|S B|ENTERPRISE|TRADING|M|LTD
 _NOT_NAME = re.compile(
     r" (?:TAX INVOICE|INVOICE|RECEIPT|RESIT|WELCOME|SELAMAT|THANK|TEL|FAX|PHONE|GST|VAT|REG|"
     r"CO REG|COMPANY NO|ROC|DATE|CASHIER|TABLE|ORDER|BILL|COPY|MEMBER|SIMPLIFIED|OFFICIAL|"
-    r"HTTP|WWW|EMAIL|E MAIL|CASH SALE|CASH BILL|QUOTATION|TQ|VISIT|SHOPPING WITH|POWERED BY)(?= )"
+    r"HTTP|WWW|EMAIL|E MAIL|CASH SALE|CASH BILL|QUOTATION|TQ|VISIT|SHOPPING WITH|POWERED BY|"
+    r"POSTED|PAID|ENTERED|RECEIVED)(?= )"
 )
 _WEB = re.compile(r"\w\.(?:COM|NET|ORG|CO|MY|DE|FR|UK)\b", re.IGNORECASE)
 _ADDRESS_WORDS = re.compile(
@@ -41,8 +52,12 @@ _REG_ONLY = re.compile(
     r"^\W*(?:(?:CO|BR|ROC|REG|COMPANY)[.\s-]*(?:REG|NO)?[.\s]*:?\s*)?\(?\s*[A-Z]{0,3}[\d\s]{4,}"
     r"\s*-?\s*[A-Z]?\s*\)?\W*$"
 )
+# A trailing registration number: in brackets, labelled, five digits or more, or with its
+# check letter; a bare short number is part of the name ('TRIPLE SIX POINT ENTERPRISE 666').
 _TRAILING_REG = re.compile(
-    r"\s*[\(\[]?\s*(?:CO\.?\s*(?:REG|NO)\.?\s*:?\s*)?\d{3,}[\s-]*[A-Z]?\s*[\)\]]?\s*$"
+    r"\s*(?:[\(\[]\s*(?:CO\.?\s*(?:REG|NO)\.?\s*:?\s*)?\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
+    r"|(?:CO\.?\s*(?:REG|NO)\.?\s*:?\s*)\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
+    r"|\d{5,}[\s-]*[A-Z]?\s*[\)\]]?|\d{3,}\s*-\s*[A-Z]\s*[\)\]]?)\s*$"
 )
 _OWNED_BY = re.compile(
     r"^\s*(?:DIMILIKI(?: OLEH)?|OWNED BY|OWN BY|OPERATED BY)\s*:?\s*", re.IGNORECASE
@@ -102,6 +117,8 @@ def _name_score(line: Line, index: int) -> float:
         score += 3.0
     if _NOT_NAME.search(text) or _WEB.search(line.text):
         score -= 3.0
+    if is_descriptor(line.text) and not _SUFFIX.search(text):
+        score -= 4.0  # the trade word's bonus back, and then some: 'BISTRO & CAFE'
     if line.text.strip().startswith("("):
         score -= 2.0  # a branch or shop code in brackets qualifies the name above it
     if _ADDRESS_WORDS.search(text):
@@ -271,6 +288,13 @@ def name_score(line: Line, index: int) -> float:
 def has_legal_form(text: str) -> bool:
     """A company form or trade word ('SDN BHD', 'LTD', 'GMBH', 'RESTAURANT') in the text."""
     return bool(_LEGAL.search(fold(clean_name(text))))
+
+
+def is_descriptor(text: str) -> bool:
+    """Only words for a kind of shop or company form ('BISTRO & CAFE', 'RESTAURANT SDN BHD'):
+    what the shop is, not its name."""
+    words = fold(text).split()
+    return bool(words) and all(w in _DESCRIPTOR_WORDS for w in words)
 
 
 def is_not_name(text: str) -> bool:

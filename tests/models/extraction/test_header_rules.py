@@ -81,3 +81,41 @@ def test_section_totals_with_a_return_add_up_to_the_total() -> None:
         )
     ).fields
     assert f.total is not None and f.total.value == Decimal("22.58")
+
+
+def test_a_line_of_trade_words_only_is_not_the_name() -> None:
+    f = extract_fields(
+        lines(["GOLDEN SPOON", "BISTRO & CAFE", "109, JALAN SS21/1A,", "47400 PETALING JAYA"])
+    ).fields
+    assert f.merchant is not None and f.merchant.value == "GOLDEN SPOON"
+
+
+def test_a_short_number_ending_a_name_is_kept_and_a_registration_dropped() -> None:
+    f = extract_fields(lines(["LUCKY SEVEN TRADING 777", "NO 14, JALAN PERMAS 4/3,"])).fields
+    assert f.merchant is not None and f.merchant.value == "LUCKY SEVEN TRADING 777"
+    g = extract_fields(lines(["LUCKY SEVEN TRADING 001904043-H", "NO 14, JALAN PERMAS"])).fields
+    assert g.merchant is not None and g.merchant.value == "LUCKY SEVEN TRADING"
+
+
+def test_a_stamp_above_the_name_is_not_the_name() -> None:
+    f = extract_fields(
+        lines(["POSTED", "SUNRISE CASH & CARRY", "(1365663-P)", "NO.1 JALAN SS 9/1, 47300 PJ"])
+    ).fields
+    assert f.merchant is not None and f.merchant.value == "SUNRISE CASH & CARRY"
+
+
+def test_an_address_with_a_unit_number_and_a_city_split_over_lines_is_found() -> None:
+    f = extract_fields(
+        lines(
+            [
+                "BRIGHT LIGHTS PLAZA",
+                "SCOOPS SDN BHD (169609-A)",
+                "B-12-3, TOWER B, NORTHPOINT OFFICE, MID VALLEY",
+                "CITY, NO1, MEDAN SYED PUTRA UTARA KUALA",
+                "LUMPUR",
+                "GST ID: 001513148416",
+            ]
+        )
+    ).fields
+    assert f.address is not None
+    assert f.address.value.startswith("B-12-3, TOWER B") and f.address.value.endswith("LUMPUR")
