@@ -142,6 +142,13 @@ _STEPS_OPTION = click.option(
     type=click.IntRange(min=1),
     help="Batches per epoch (new runs).",
 )
+_INIT_OPTION = click.option(
+    "--init-weights",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start a new run from these weights (e.g. another run's best.weights.h5) with a fresh "
+    "optimizer; ignored when the run folder already has checkpoints.",
+)
 _EXPORT_ONLY_OPTION = click.option(
     "--export-only", is_flag=True, help="Only export and evaluate the best weights so far."
 )
@@ -165,14 +172,18 @@ def _check_run_dir(run_dir: Path, resume: bool, export_only: bool) -> None:
 
 
 class _Trainer(Protocol):
+    model: Any  # a tf.keras.Model (TensorFlow is imported only by the training commands)
+
     def fit(self, epochs: int) -> None: ...
 
 
 def _run_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--out, --epochs, --steps-per-epoch, --schedule-epochs, --resume and --export-only."""
+    """--out, --epochs, --steps-per-epoch, --schedule-epochs, --init-weights, --resume and
+    --export-only of a model's command."""
     for option in (
         _EXPORT_ONLY_OPTION,
         _RESUME_OPTION,
+        _INIT_OPTION,
         _SCHEDULE_OPTION,
         _STEPS_OPTION,
         _EPOCHS_OPTION,
@@ -192,6 +203,7 @@ def _train_and_export(
     epochs: int,
     steps_per_epoch: int | None,
     schedule_epochs: int | None,
+    init_weights: Path | None,
     resume: bool,
     export_only: bool,
 ) -> None:
@@ -206,6 +218,9 @@ def _train_and_export(
     if schedule_epochs:
         cfg = replace(cfg, schedule_epochs=schedule_epochs)
     trainer = trainer_type(run_dir, cfg)
+    if init_weights and not (run_dir / "ckpt").exists():
+        trainer.model.load_weights(str(init_weights))
+        logger.info("new run %s starts from %s", run_dir, init_weights)
     if not export_only:
         trainer.fit(epochs)
     export(trainer, run_dir / "export")

@@ -55,15 +55,17 @@ class RunTrainer:
         model: tf.keras.Model,
         learning_rate: float,
         best_name: str,
-        decay_steps: int = 0,
+        decay_steps: int,
     ) -> None:
         self.run_dir = run_dir
         self.model = model
-        # A cosine fall to a twentieth over decay_steps (constant when 0): a run stopped at its
-        # planned end has annealed, which is worth more than the same steps at a constant rate.
-        rate: float | tf.keras.optimizers.schedules.LearningRateSchedule = learning_rate
-        if decay_steps:
-            rate = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
+        # The rate falls along a cosine to a twentieth over decay_steps: a run stopped at its
+        # planned end has annealed. Always a schedule object, never a float, so the optimizer's
+        # checkpointed state has one shape (restoring Adam's slots into an optimizer built the
+        # other way gave NaN weights on the first step).
+        rate = tf.keras.optimizers.schedules.CosineDecay(
+            learning_rate, max(decay_steps, 1), alpha=0.05
+        )
         self.optimizer = tf.keras.optimizers.Adam(rate, clipnorm=5.0)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
@@ -85,9 +87,11 @@ class RunTrainer:
             with tf.GradientTape() as tape:
                 value = loss(self.model(images, training=True), *targets)
             grads = tape.gradient(value, self.model.trainable_variables)
-            # A non-finite loss (one diverging batch) must not poison the weights: its step
-            # applies zero gradients instead, and the logged loss shows what happened.
-            finite = tf.math.is_finite(value)
+            # A non-finite loss or gradient (one diverging batch) must not poison the weights: its
+            # step applies zero gradients instead, and the logged loss shows what happened.
+            finite = tf.reduce_all(
+                [tf.math.is_finite(value)] + [tf.reduce_all(tf.math.is_finite(g)) for g in grads]
+            )
             grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
             return value
