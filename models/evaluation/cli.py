@@ -68,7 +68,7 @@ def _correction_cases(data: Path) -> list[Case]:
     ]
 
 
-def _reader(ocr: str) -> Callable[[Case], Extraction]:
+def _reader(ocr: str, model_dir: Path | None = None) -> Callable[[Case], Extraction]:
     """How a case becomes an Extraction: from its stored lines or via the read pipeline."""
     if ocr == "gt":
         return lambda c: extract_fields(c.lines(), c.image_size)
@@ -81,7 +81,10 @@ def _reader(ocr: str) -> Callable[[Case], Extraction]:
             f"({exc}); use --ocr gt to score extraction from the ground-truth lines"
         ) from exc
     try:
-        config = pipeline.PipelineConfig.model_validate({"ocr": {"type": ocr}})
+        engine: dict[str, object] = {"type": ocr}
+        if ocr == "litert" and model_dir is not None:
+            engine["model_dir"] = model_dir
+        config = pipeline.PipelineConfig.model_validate({"ocr": engine})
         reader = pipeline.build_pipeline(config)
     except Exception as exc:  # any set-up failure is reported the same way
         raise click.ClickException(
@@ -172,11 +175,17 @@ def _print_report(report: Report, ocr: str, split: str, ms: list[float]) -> None
     show_default=True,
     help="With --folds: regularisation of the header scorers refitted per fold.",
 )
+@click.option(
+    "--model-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="With --ocr litert: the model folder (default models/artifacts).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def fields(
     *,
     data: Path,
     ocr: str,
+    model_dir: Path | None,
     split_name: str,
     split_file: Path,
     errors: bool,
@@ -203,7 +212,7 @@ def fields(
             title = f"SROIE {split_name} split"
     except (DatasetError, CorrectionError, OSError, json.JSONDecodeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    read = _reader(ocr)
+    read = _reader(ocr, model_dir)
     scores: list[ReceiptScore] = []
     ms: list[float] = []
     for case in cases:
