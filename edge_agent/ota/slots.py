@@ -6,7 +6,7 @@ Layout of one slot store (``<ota.dir>/models`` or ``<ota.dir>/agent``)::
     slots/b/
     slots/.b.new/    staging: a release being unpacked (never pointed at)
     current          symlink -> slots/a   (absent: the factory release shipped with the agent)
-    state.json       the update on trial, if any (`edge_agent.ota.updater`)
+    state.json       the update on trial, if any (`edge_agent.ota.trial`)
     download/        partial and finished artifact downloads
 
 Invariants that make a power cut at any moment harmless:

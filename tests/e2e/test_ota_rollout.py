@@ -5,15 +5,26 @@ pipeline, Tesseract), on PostgreSQL.
 A signed models release is uploaded to the server and rolled out in two stages (canary, then
 the rest). Each scanner gets its `ota` command over MQTT, downloads the artifact from the
 server's signed link over HTTP, checks the manifest signature and the artifact's sha256,
-unpacks it into its other A/B slot, reads the release's sample receipt with it (self-test),
+unpacks it into its other A/B slot, reads the release's sample receipts with it (self-test),
 switches, and reports back; ingest records the result and the rollout moves on to the next
 wave, then completes. Then a release whose models fail the self-test: the canary scanner rolls
 back on its own, the rollout halts, and the other scanner is never asked to install it.
+
+Then releases a scanner must refuse before switching anything: one signed with a key the server
+still accepts but the scanners no longer trust (a retired key), and one whose artifact was
+changed on the server after it was signed. The canary refuses each (``bad_signature``, then
+``download``: the sha256 the signed manifest pins), reports it, and the rollout halts.
+
+Scanning never stops: receipts are dropped into both scanners' folders before, during and after
+every update, and each one reaches the server's database, once; for the installs that take a
+while (download, unpack, self-test), receipts captured while they ran are among them.
 (tests/edge_agent/ota covers refusals, probation and power cuts with the test as the server.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 from collections.abc import Iterator
@@ -22,9 +33,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, text
 
 from edge_agent.ota.slots import SlotStore
-from provisioning.release import Release
+from provisioning.release import Release, sha256_file
 from provisioning.signing import generate_signing_key, public_key_pem
 from server.accounts.roles import Role
 from server.db.engine import create_db_engine, session_factory
@@ -32,13 +44,17 @@ from server.db.migrate import migrate
 from server.organizations import service as orgs
 from tests.conftest import Mosquitto, free_tcp_port, wait_for_port
 from tests.e2e.test_scan_to_server import Processes, wait_until
-from tests.edge_agent.ota.test_ota_e2e import release
+from tests.edge_agent.ota.test_ota_e2e import Feeder, release
 
 ROOT = Path(__file__).resolve().parents[2]
 ORG = "OTA Shop"
 SCANNERS = ["ota-till-1", "ota-till-2"]
 GOOD = "find_receipt: false\nocr: {type: tesseract}\n"
 BROKEN = "find_receipt: false\nocr: {type: tesseract, psm: 10}\n"  # reads no total
+#: Sample receipts in a release's self-test: an install reads longer than one scan.
+SAMPLES = 2
+#: Receipts kept waiting in each scanner's folder while updates run: it never runs out of work.
+BACKLOG = 2
 
 
 def _agent_config(folder: Path, device_id: str, broker: Mosquitto, key_file: Path) -> Path:
@@ -69,9 +85,11 @@ def _agent_config(folder: Path, device_id: str, broker: Mosquitto, key_file: Pat
 
 @pytest.fixture
 def stack(tmp_path: Path, mosquitto: Mosquitto, pg_url: str) -> Iterator[dict[str, Any]]:
-    key = generate_signing_key()
+    key, retired = generate_signing_key(), generate_signing_key()
     key_file = tmp_path / "release-key.pem"
     key_file.write_bytes(public_key_pem(key))
+    retired_file = tmp_path / "retired-key.pem"  # the server still accepts it; scanners don't
+    retired_file.write_bytes(public_key_pem(retired))
     api_port = free_tcp_port()
     env = dict(os.environ)
     env.update(
@@ -84,7 +102,7 @@ def stack(tmp_path: Path, mosquitto: Mosquitto, pg_url: str) -> Iterator[dict[st
             "RM_IMAGE_STORE__ROOT": str(tmp_path / "images"),
             "RM_SECRET_KEY": "e2e-" + "k" * 40,
             "RM_FLEET__RELEASES_DIR": str(tmp_path / "releases"),
-            "RM_FLEET__RELEASE_PUBLIC_KEYS": json.dumps([str(key_file)]),
+            "RM_FLEET__RELEASE_PUBLIC_KEYS": json.dumps([str(key_file), str(retired_file)]),
             "RM_FLEET__PUBLIC_URL": f"http://127.0.0.1:{api_port}",
             "PYTHONPATH": str(ROOT),
         }
@@ -93,14 +111,11 @@ def stack(tmp_path: Path, mosquitto: Mosquitto, pg_url: str) -> Iterator[dict[st
     # and four interpreter start-ups would triple this test's time).
     migrate(pg_url)
     engine = create_db_engine(pg_url)
-    try:
-        with session_factory(engine).begin() as session:
-            orgs.create_organization(session, ORG)
-            for device_id in SCANNERS:
-                orgs.add_device(session, ORG, device_id)
-            token = orgs.create_token(session, ORG, "e2e", Role.ADMIN).token
-    finally:
-        engine.dispose()
+    with session_factory(engine).begin() as session:
+        orgs.create_organization(session, ORG)
+        for device_id in SCANNERS:
+            orgs.add_device(session, ORG, device_id)
+        token = orgs.create_token(session, ORG, "e2e", Role.ADMIN).token
     procs = Processes(tmp_path, env)
     procs.start("server", "server", "--port", str(api_port))
     procs.start("ingest", "ingest")
@@ -117,10 +132,19 @@ def stack(tmp_path: Path, mosquitto: Mosquitto, pg_url: str) -> Iterator[dict[st
         timeout=10,
     )
     try:
-        yield {"procs": procs, "client": client, "key": key, "agents": agents, "tmp": tmp_path}
+        yield {
+            "procs": procs,
+            "client": client,
+            "key": key,
+            "retired": retired,
+            "agents": agents,
+            "tmp": tmp_path,
+            "engine": engine,
+        }
     finally:
         client.close()
         procs.stop_all()
+        engine.dispose()
 
 
 def _upload(client: httpx.Client, rel: Release) -> str:
@@ -162,70 +186,177 @@ def _installed(agent_dir: Path, key: Any) -> str | None:
     return None if current is None else store.verify(current, [key.public_key()]).release
 
 
+def _online(client: httpx.Client) -> bool:
+    items = client.get("/devices").json()["items"]
+    return sorted(d["device_id"] for d in items if d["state"] == "online") == SCANNERS
+
+
+def _wait_for_rollout(stack: dict[str, Any], rollout_id: str, state: str) -> dict[str, Any]:
+    def reached() -> bool:
+        stack["procs"].assert_alive()
+        return _state(stack["client"], rollout_id)["state"] == state
+
+    wait_until(f"the rollout {state}", reached, timeout=90)
+    return _state(stack["client"], rollout_id)
+
+
+# --------------------------------------------------------------------------- scanning goes on
+
+
+def _done(inbox: Path) -> int:
+    """Receipts the scanner read and stored (the folder source moves them to done/)."""
+    return len(list((inbox / "done").glob("r*.jpg")))
+
+
+def _delivered(engine: Engine) -> dict[str, dict[str, dt.datetime]]:
+    """Receipts in the server's database: device -> file name -> captured at (on the device)."""
+    query = text(
+        "SELECT d.device_id, r.document ->> 'source', r.captured_at "
+        "FROM receipts r JOIN devices d ON d.id = r.device_id"
+    )
+    out: dict[str, dict[str, dt.datetime]] = {device_id: {} for device_id in SCANNERS}
+    with engine.connect() as conn:
+        for device_id, source, captured_at in conn.execute(query):
+            assert source not in out[device_id], f"{device_id}: {source} stored twice"
+            out[device_id][source] = captured_at
+    return out
+
+
+@contextlib.contextmanager
+def _scanning(stack: dict[str, Any]) -> Iterator[None]:
+    """Receipts dropped into every scanner's folder from before the block until two more were
+    taken after it; on leaving, waits until every one of them is in the server's database."""
+    inboxes = {d: stack["agents"][d] / "inbox" for d in SCANNERS}
+    feeders = {d: Feeder(inbox, backlog=BACKLOG) for d, inbox in inboxes.items()}
+    try:
+        wait_until("a first receipt read", lambda: all(_done(i) for i in inboxes.values()))
+        yield
+        after = {d: _done(inbox) for d, inbox in inboxes.items()}
+        wait_until(
+            "two receipts read after the updates",
+            lambda: all(_done(inbox) >= after[d] + 2 for d, inbox in inboxes.items()),
+        )
+    finally:
+        fed = {d: f.stop() for d, f in feeders.items()}
+
+    def arrived() -> bool:
+        stack["procs"].assert_alive()
+        return all(len(got) == fed[d] for d, got in _delivered(stack["engine"]).items())
+
+    wait_until("every receipt dropped during the updates in the database", arrived, timeout=180)
+    for device_id, got in _delivered(stack["engine"]).items():
+        assert sorted(got) == sorted(f"r{i}.jpg" for i in range(fed[device_id]))
+        assert not list((stack["agents"][device_id] / "inbox" / "failed").glob("*.jpg"))
+
+
+def _scanned_while_installing(
+    stack: dict[str, Any], device_id: str, command: dict[str, Any]
+) -> list[str]:
+    """The receipts `device_id` captured between getting the ota `command` and its result."""
+    start = dt.datetime.fromisoformat(command["published_at"])
+    end = dt.datetime.fromisoformat(command["finished_at"])
+    got = _delivered(stack["engine"])[device_id]
+    return sorted(name for name, at in got.items() if start <= at <= end)
+
+
 @pytest.mark.e2e
 def test_a_staged_rollout_installs_then_a_failing_release_rolls_back_and_halts(
     stack: dict[str, Any],
 ) -> None:
     client: httpx.Client = stack["client"]
-    procs: Processes = stack["procs"]
     tmp: Path = stack["tmp"]
     www = tmp / "www"
     www.mkdir()
+    wait_until("both scanners online", lambda: _online(client), timeout=60)
+    installs: list[tuple[str, dict[str, Any]]] = []  # (device, its ota command)
 
-    def online() -> bool:
-        items = client.get("/devices").json()["items"]
-        return sorted(d["device_id"] for d in items if d["state"] == "online") == SCANNERS
+    with _scanning(stack):
+        # 1. A good release, canary first, then the rest.
+        rel = release(tmp, www, stack["key"], "models-2", GOOD, samples=SAMPLES)
+        started = _rollout(client, _upload(client, rel))
+        canary, rest = started["waves_devices"]
+        assert len(canary) == 1 and len(rest) == 1 and sorted(canary + rest) == SCANNERS
+        final = _wait_for_rollout(stack, started["id"], "completed")
+        assert final["devices"] == {"updated": 2} and final["current_wave"] == 1
+        for device_id in SCANNERS:
+            result = _ota_result(client, device_id)
+            assert result["status"] == "succeeded", result
+            assert result["output"]["selftest"]["passed"] is True
+            assert _installed(stack["agents"][device_id], stack["key"]) == "models-2"
+            installs.append((device_id, result))
+        # the canary finished before the second wave was sent to the other scanner
+        first, second = _ota_result(client, canary[0]), _ota_result(client, rest[0])
+        assert first["finished_at"] <= second["created_at"]
 
-    wait_until("both scanners online", online, timeout=60)
+        def reported() -> bool:
+            items = client.get("/devices").json()["items"]
+            return all(d["model_versions"].get("release.models") == "models-2" for d in items)
 
-    # 1. A good release, canary first, then the rest.
-    good = _upload(client, release(tmp, www, stack["key"], "models-2", GOOD))
-    started = _rollout(client, good)
-    canary, rest = started["waves_devices"]
-    assert len(canary) == 1 and len(rest) == 1 and sorted(canary + rest) == SCANNERS
-    rollout_id = started["id"]
+        wait_until("both scanners report models-2 in their status", reported, timeout=30)
 
-    def completed() -> bool:
-        procs.assert_alive()
-        return _state(client, rollout_id)["state"] == "completed"
+        # 2. A release whose models read nothing: the canary rolls back, the rollout halts.
+        rel = release(tmp, www, stack["key"], "models-3", BROKEN, samples=SAMPLES)
+        started = _rollout(client, _upload(client, rel))
+        canary, rest = started["waves_devices"]
+        final = _wait_for_rollout(stack, started["id"], "halted")
+        assert final["devices"] == {"failed": 1, "pending": 1}, final
+        assert "fail" in (final["reason"] or "")
+        result = _ota_result(client, canary[0])
+        assert result["status"] == "failed"
+        assert result["output"]["reason"] == "selftest" and result["output"]["rolled_back"] is True
+        installs.append((canary[0], result))
+        # the canary is back on the previous release; the other never got models-3
+        assert _installed(stack["agents"][canary[0]], stack["key"]) == "models-2"
+        assert _installed(stack["agents"][rest[0]], stack["key"]) == "models-2"
+        assert _ota_result(client, rest[0])["output"]["selftest"]["passed"] is True  # the old one
 
-    wait_until("the rollout completed", completed, timeout=90)
-    final = _state(client, rollout_id)
-    assert final["devices"] == {"updated": 2} and final["current_wave"] == 1
+    # every receipt arrived (checked on leaving `_scanning`), also those read mid-install
+    for device_id, command in installs:
+        during = _scanned_while_installing(stack, device_id, command)
+        assert during, f"{device_id} captured nothing while installing: {command}"
+    stack["procs"].assert_alive()
+
+
+@pytest.mark.e2e
+def test_releases_the_scanner_cannot_verify_are_refused_and_halt_the_rollout(
+    stack: dict[str, Any],
+) -> None:
+    client: httpx.Client = stack["client"]
+    tmp: Path = stack["tmp"]
+    www = tmp / "www"
+    www.mkdir()
+    wait_until("both scanners online", lambda: _online(client), timeout=60)
+
+    with _scanning(stack):
+        # 1. Signed with the retired key: the server takes it, the canary refuses it at once.
+        rel = release(tmp, www, stack["retired"], "models-4", GOOD)
+        started = _rollout(client, _upload(client, rel))
+        canary, rest = started["waves_devices"]
+        final = _wait_for_rollout(stack, started["id"], "halted")
+        assert final["devices"] == {"failed": 1, "pending": 1}, final
+        assert "fail" in (final["reason"] or "")
+        result = _ota_result(client, canary[0])
+        assert result["status"] == "failed" and result["output"]["reason"] == "bad_signature"
+        assert "signature refused" in result["detail"]
+        assert not client.get(f"/devices/{rest[0]}/commands").json()["items"]
+
+        # 2. Changed on the server after it was signed: the artifact is not the one the
+        #    signed manifest pins, so the canary stops at the download.
+        rel = release(tmp, www, stack["key"], "models-5", GOOD)
+        release_id = _upload(client, rel)
+        stored = tmp / "releases" / f"{sha256_file(rel.artifact_path)}.tar.gz"
+        data = bytearray(stored.read_bytes())
+        data[-5] ^= 0xFF  # same size, other bytes
+        stored.write_bytes(bytes(data))
+        started = _rollout(client, release_id)
+        canary, rest = started["waves_devices"]
+        final = _wait_for_rollout(stack, started["id"], "halted")
+        assert final["devices"] == {"failed": 1, "pending": 1}, final
+        result = _ota_result(client, canary[0])
+        assert result["status"] == "failed" and result["output"]["reason"] == "download"
+        assert "sha256" in result["detail"]
+
+    # nothing was switched on either scanner: both still read with the factory models
     for device_id in SCANNERS:
-        result = _ota_result(client, device_id)
-        assert result["status"] == "succeeded", result
-        assert result["output"]["selftest"]["passed"] is True
-        assert _installed(stack["agents"][device_id], stack["key"]) == "models-2"
-    # the canary finished before the second wave was sent to the other scanner
-    first, second = _ota_result(client, canary[0]), _ota_result(client, rest[0])
-    assert first["finished_at"] <= second["created_at"]
-
-    def reported() -> bool:
-        items = client.get("/devices").json()["items"]
-        return all(d["model_versions"].get("release.models") == "models-2" for d in items)
-
-    wait_until("both scanners report models-2 in their status", reported, timeout=30)
-
-    # 2. A release whose models read nothing: the canary rolls back, the rollout halts.
-    broken = _upload(client, release(tmp, www, stack["key"], "models-3", BROKEN))
-    started = _rollout(client, broken)
-    rollout_id = started["id"]
-    canary, rest = started["waves_devices"]
-
-    def halted() -> bool:
-        procs.assert_alive()
-        return _state(client, rollout_id)["state"] == "halted"
-
-    wait_until("the rollout halted", halted, timeout=90)
-    final = _state(client, rollout_id)
-    assert final["devices"] == {"failed": 1, "pending": 1}, final
-    assert "fail" in (final["reason"] or "")
-    result = _ota_result(client, canary[0])
-    assert result["status"] == "failed"
-    assert result["output"]["reason"] == "selftest" and result["output"]["rolled_back"] is True
-    # the canary is back on the previous release; the other never got models-3
-    assert _installed(stack["agents"][canary[0]], stack["key"]) == "models-2"
-    assert _installed(stack["agents"][rest[0]], stack["key"]) == "models-2"
-    assert _ota_result(client, rest[0])["output"]["selftest"]["passed"] is True  # the old one
-    procs.assert_alive()
+        assert _installed(stack["agents"][device_id], stack["key"]) is None
+    stack["procs"].assert_alive()

@@ -93,7 +93,7 @@ def test_led_button_and_buzzer_follow_the_agent(
     assert agent.signals.feedback is not None
     led, button, buzzer = pins.pin(27), pins.pin(17), pins.pin(22)
     assert server.sub.wait_for(lambda: agent.signals.feedback.state == LedState.READY, 5)
-    assert led.state
+    assert server.sub.wait_for(lambda: led.state, 2), "the state is set just before the pin"
 
     buzzer.clear_states()
     button.drive_low()  # pressed: the camera's frame is taken although nothing was placed

@@ -62,26 +62,27 @@ def https(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     httpd.server_close()
 
 
-def release(tmp: Path, www: Path, key, name: str, pipeline: str) -> Release:
+def release(tmp: Path, www: Path, key, name: str, pipeline: str, samples: int = 1) -> Release:
+    """A models release of `pipeline` whose self-test reads `samples` synthetic receipts."""
     src = tmp / "src" / name
     (src / "selftest").mkdir(parents=True)
     (src / "pipeline.yaml").write_text(pipeline)
-    assert cv2.imwrite(str(src / "selftest" / "r1.png"), render_receipt())
+    cases = []
+    for i in range(1, samples + 1):
+        assert cv2.imwrite(str(src / "selftest" / f"r{i}.png"), render_receipt())
+        cases.append(SelfTestCase(image=f"selftest/r{i}.png", expect=EXPECT))
     return build_release(
-        src,
-        www / f"{name}.tar.gz",
-        release=name,
-        kind="models",
-        selftest=[SelfTestCase(image="selftest/r1.png", expect=EXPECT)],
-        key=key,
+        src, www / f"{name}.tar.gz", release=name, kind="models", selftest=cases, key=key
     )
 
 
 class Feeder:
-    """Puts a receipt into the scanner's folder every `every_s` seconds until stopped."""
+    """Puts receipts r0.jpg, r1.jpg... into the scanner's folder until stopped: one every
+    `every_s` seconds, or with `backlog` whenever fewer than that many wait there (so the
+    scanner is never idle, however fast or slow it reads)."""
 
-    def __init__(self, inbox: Path, every_s: float = 1.5) -> None:
-        self.inbox, self.every_s, self.count = inbox, every_s, 0
+    def __init__(self, inbox: Path, every_s: float = 1.5, backlog: int | None = None) -> None:
+        self.inbox, self.every_s, self.backlog, self.count = inbox, every_s, backlog, 0
         self._stop = threading.Event()
         _, data = cv2.imencode(".jpg", render_receipt())
         self._data = data.tobytes()
@@ -90,11 +91,12 @@ class Feeder:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            tmp = self.inbox / f".r{self.count}.jpg"
-            tmp.write_bytes(self._data)
-            tmp.rename(self.inbox / f"r{self.count}.jpg")
-            self.count += 1
-            self._stop.wait(self.every_s)
+            if self.backlog is None or len(list(self.inbox.glob("r*.jpg"))) < self.backlog:
+                tmp = self.inbox / f".r{self.count}.jpg"
+                tmp.write_bytes(self._data)
+                tmp.rename(self.inbox / f"r{self.count}.jpg")
+                self.count += 1
+            self._stop.wait(self.every_s if self.backlog is None else 0.1)
 
     def stop(self) -> int:
         self._stop.set()

@@ -227,7 +227,7 @@ def test_a_new_agent_that_does_not_start_is_switched_back_by_the_launcher(
 def test_a_release_that_would_fill_the_disk_is_refused(tmp_path, key, monkeypatch) -> None:
     import shutil as real_shutil
 
-    from edge_agent.ota import updater as module
+    from edge_agent.ota import install as module
 
     release = make_release(tmp_path, key, "models-2")
     updater, _, results = updater_for(tmp_path, key, [release])
