@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import json
 import tempfile
 import uuid
@@ -31,33 +30,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.datarights.tables import EXPORT_SKIPPED, ScopedTable, scoped_tables, secret_column
 from server.exports.repository import AccountCodeRepository
-from server.exports.service import stream_csv
+from server.exports.service import IMAGE_EXTENSIONS, ZipSink, stream_csv
 from server.images.base import ImageNotFoundError, ImageStore
 from server.receipts.repository import ReceiptFilter, ReceiptRepository
 
 FORMAT = "receipt-manager-org-export/1"
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 _BATCH = 500
-
-
-class _Sink(io.RawIOBase):
-    """An unseekable file zipfile writes into; the generator hands on what piled up."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._chunks: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        data = bytes(b)
-        self._chunks.append(data)
-        return len(data)
-
-    def take(self) -> bytes:
-        data, self._chunks = b"".join(self._chunks), []
-        return data
 
 
 def json_value(value: Any) -> Any:
@@ -102,7 +80,7 @@ def stream_organization(
     sessions: sessionmaker[Session], store: ImageStore, organization_id: uuid.UUID
 ) -> Iterator[bytes]:
     """The ZIP of everything the organisation has, as chunks of bytes (see the module doc)."""
-    sink = _Sink()
+    sink = ZipSink()
     tables: dict[str, int] = {}
     excluded_columns: dict[str, list[str]] = {}
     images: dict[str, str] = {}
@@ -149,7 +127,7 @@ def stream_organization(
             except ImageNotFoundError:
                 missing.append(sha256)
                 continue
-            ext = _EXTENSIONS.get(content_type, "bin")
+            ext = IMAGE_EXTENSIONS.get(content_type, "bin")
             zf.writestr(_entry(zf, f"images/{sha256}.{ext}", stored=True), data)
             yield sink.take()
         manifest = {

@@ -383,8 +383,9 @@ def stream_json(
     yield b"\n]\n"
 
 
-class _Sink(io.RawIOBase):
-    """An unseekable file that zipfile writes into; the generator takes what piled up."""
+class ZipSink(io.RawIOBase):
+    """An unseekable file that zipfile writes into; a streaming generator takes what piled up
+    (used by every ZIP this server streams: exports and an organisation's data export)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -403,7 +404,7 @@ class _Sink(io.RawIOBase):
         return data
 
 
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 _SPOOL = 1 << 20
 _MANIFEST_KEYS = (
     "receipt_id",
@@ -419,7 +420,7 @@ _MANIFEST_KEYS = (
 )
 
 
-def _copy_into(zf: zipfile.ZipFile, name: str, spool: IO[bytes], sink: _Sink) -> Iterator[bytes]:
+def _copy_into(zf: zipfile.ZipFile, name: str, spool: IO[bytes], sink: ZipSink) -> Iterator[bytes]:
     spool.seek(0)
     with zf.open(zipfile.ZipInfo(name, date_time=_now_tuple()), "w") as entry:
         while chunk := spool.read(1 << 16):
@@ -444,7 +445,7 @@ def stream_zip(
     Images go in as each page is read; the CSV and the manifest are spooled to temporary files
     (on disk past 1 MiB) and added last, so memory stays at one page and one image.
     """
-    sink = _Sink()
+    sink = ZipSink()
     with (
         tempfile.SpooledTemporaryFile(_SPOOL) as csv_spool,
         tempfile.SpooledTemporaryFile(_SPOOL) as manifest_spool,
@@ -467,7 +468,7 @@ def stream_zip(
                     except ImageNotFoundError:
                         missing = True
                     else:
-                        ext = _EXTENSIONS.get(rec.image.content_type, "bin")
+                        ext = IMAGE_EXTENSIONS.get(rec.image.content_type, "bin")
                         image_name = f"images/{rec.receipt.id}.{ext}"
                         info = zipfile.ZipInfo(image_name, date_time=_now_tuple())
                         info.compress_type = zipfile.ZIP_STORED  # images are compressed already
