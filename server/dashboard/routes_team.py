@@ -72,6 +72,10 @@ def change_role(
 ) -> Response:
     require(who, MANAGE_USERS)
     try:
+        accounts.team_member(db, who.user, user_id)
+    except AccountError as exc:  # another organisation's user looks like no user: 404
+        raise PageError(404, str(exc)) from exc
+    try:
         with db.begin_nested():
             accounts.change_role(db, who.user, user_id, Role.parse(form.get("role", "")))
     except (AccountError, ValueError) as exc:

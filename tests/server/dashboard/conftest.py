@@ -77,3 +77,6 @@ def site(db: Db, store: LocalImageStore) -> Iterator[Site]:
     )
     with TestClient(app) as client:
         yield Site(db, client, receipts, others)
+
+
+from tests.server.dashboard.owner_site import owner_site  # noqa: E402, F401  (a fixture)
