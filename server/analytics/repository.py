@@ -121,9 +121,9 @@ class AnalyticsRepository:
             raw = Device.device_id
         key = cast(raw, String).label("key")
         total = self._sum().label("total")
-        q = self._scoped(
-            rng, key, Receipt.currency, total, func.count(Receipt.id).label("n")
-        ).group_by(key, Receipt.currency)
+        q = self._scoped(rng, key, Receipt.currency, total, func.count().label("n")).group_by(
+            key, Receipt.currency
+        )
         if group == "month":
             q = q.order_by(key, Receipt.currency)
         else:
@@ -136,7 +136,7 @@ class AnalyticsRepository:
 
     def totals(self, rng: DateRange) -> tuple[int, list[SpendRow]]:
         """Receipts in the range, and their sum per currency (key None)."""
-        q = self._scoped(rng, Receipt.currency, self._sum(), func.count(Receipt.id)).group_by(
+        q = self._scoped(rng, Receipt.currency, self._sum(), func.count()).group_by(
             Receipt.currency
         )
         rows = [
@@ -149,9 +149,7 @@ class AnalyticsRepository:
         """Tax per currency (key None) over the receipts in the range that have a tax line;
         `receipts` counts those receipts."""
         q = (
-            self._scoped(
-                rng, Receipt.currency, self._sum(Receipt.tax_total), func.count(Receipt.id)
-            )
+            self._scoped(rng, Receipt.currency, self._sum(Receipt.tax_total), func.count())
             .where(Receipt.tax_total.is_not(None))
             .group_by(Receipt.currency)
             .order_by(Receipt.currency)

@@ -116,6 +116,8 @@ class Receipt(Base):
     __table_args__ = (
         # The list: newest capture first, keyset-paged on (captured_at, id).
         Index("ix_receipts_org_captured", "organization_id", "captured_at", "id"),
+        # One scanner's list (a device belongs to one organisation), and the device's cascade.
+        Index("ix_receipts_device_captured", "device_id", "captured_at", "id"),
         # Date filters and analytics; on PostgreSQL it covers what analytics sums and filters
         # on, so a year of an organisation's spend is an index-only scan (no heap reads).
         Index(
@@ -123,6 +125,7 @@ class Receipt(Base):
             "organization_id",
             "effective_date",
             postgresql_include=[
+                "id",
                 "currency",
                 "total",
                 "tax_total",
@@ -163,7 +166,6 @@ class Receipt(Base):
     )
     device_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("devices.id", ondelete="CASCADE"),
-        index=True,
         comment="The scanner that read it; null for a photo uploaded from a phone.",
     )
     source: Mapped[str] = mapped_column(

@@ -81,7 +81,18 @@ class ReceiptRepository:
         if filters.merchant:
             q = q.where(Receipt.merchant.ilike(contains_pattern(filters.merchant), escape="/"))
         if filters.device_id:
-            q = q.where(Device.device_id == filters.device_id)
+            # By the device's key, looked up first: PostgreSQL then plans with that device's
+            # statistics and walks ix_receipts_device_captured in order (a subquery's unknown
+            # value made it sort every receipt of a large organisation's only scanner).
+            device = self.session.scalar(
+                select(Device.id).where(
+                    Device.organization_id == self.organization_id,
+                    Device.device_id == filters.device_id,
+                )
+            )
+            if device is None:
+                return []
+            q = q.where(Receipt.device_id == device)
         if not filters.include_duplicates:
             q = q.where(Receipt.duplicate_of.is_(None))
         if not filters.include_held:

@@ -8,6 +8,8 @@
   wins), so the migration does not depend on application code that may change later.
 - ``ix_receipts_org_effective_date`` becomes covering on PostgreSQL (INCLUDE the columns
   analytics sums and filters on): an organisation's spend is an index-only scan.
+- ``ix_receipts_device_captured`` (device_id, captured_at, id) replaces ``ix_receipts_device_id``:
+  one scanner's receipts, newest first, keyset-paged.
 - ``ix_receipts_org_received`` and the partial ``ix_receipts_org_released``: the monthly quota
   count (``server.plans.repository.counted_since``) reads this month's receipts, not all.
 - ``ix_receipts_merchant_search``: merchant search (``ILIKE '%text%'``) from a pg_trgm GIN
@@ -31,6 +33,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _ANALYTICS_INCLUDE = [
+    "id",
     "currency",
     "total",
     "tax_total",
@@ -94,7 +97,8 @@ UPDATE receipts SET
         1, 500
     ),
     tax_total = (
-        SELECT printf('%.4f', sum(round(CAST(t.amount AS REAL) * 10000)) / 10000.0)
+        SELECT CASE WHEN count(*) > 0
+                    THEN printf('%.4f', sum(round(CAST(t.amount AS REAL) * 10000)) / 10000.0) END
         FROM receipt_taxes t WHERE t.receipt_id = receipts.id
     )
 WHERE json_extract(document, '$.receipt.fields.category.value') IS NOT NULL
@@ -186,6 +190,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_include=_ANALYTICS_INCLUDE,
     )
+    op.drop_index("ix_receipts_device_id", table_name="receipts")
+    op.create_index(
+        "ix_receipts_device_captured",
+        "receipts",
+        ["device_id", "captured_at", "id"],
+        unique=False,
+    )
     op.create_index(
         "ix_receipts_org_received",
         "receipts",
@@ -215,6 +226,8 @@ def downgrade() -> None:
     op.drop_index("ix_receipts_merchant_search", table_name="receipts")
     op.drop_index("ix_receipts_org_released", table_name="receipts")
     op.drop_index("ix_receipts_org_received", table_name="receipts")
+    op.drop_index("ix_receipts_device_captured", table_name="receipts")
+    op.create_index("ix_receipts_device_id", "receipts", ["device_id"], unique=False)
     op.drop_index("ix_receipts_org_effective_date", table_name="receipts")
     op.create_index(
         "ix_receipts_org_effective_date",
