@@ -19,6 +19,7 @@ from models.evaluation.finder_cli import finder_command
 from models.evaluation.learn import cross_validate, fit_chosen, header_example
 from models.evaluation.ocr_cli import ocr_command
 from models.evaluation.scoring import FIELDS, ReceiptScore, Report, score_receipt, summarise
+from models.evaluation.shops import grouped_folds, round_robin_folds, shop_groups, singletons
 from models.evaluation.sroie import SPLIT_FILE, DatasetError, load_split, samples
 from models.extraction import Extraction, extract_fields
 from models.extraction.calibration import TABLE_FILE
@@ -169,6 +170,14 @@ def _print_report(report: Report, ocr: str, split: str, ms: list[float]) -> None
     "calibration fitted on the other folds only (honest figures for tuning; train split only).",
 )
 @click.option(
+    "--group-by-shop/--no-group-by-shop",
+    default=True,
+    show_default=True,
+    help="With --folds: keep all receipts of one shop in one fold, so every receipt is scored "
+    "as if its shop were unseen (as most val shops are); also reports the receipts whose shop "
+    "occurs once (see models/evaluation/shops.py).",
+)
+@click.option(
     "--l2",
     type=float,
     default=DEFAULT_L2,
@@ -190,6 +199,7 @@ def fields(
     split_file: Path,
     errors: bool,
     folds: int | None,
+    group_by_shop: bool,
     l2: float,
     as_json: bool,
 ) -> None:
@@ -200,7 +210,8 @@ def fields(
     if folds is not None:
         if split_name != "train" or corrections or ocr != "gt":
             raise click.UsageError("--folds cross-validates the SROIE train split: --split train")
-        _cross_validated(_train_cases(data, split_file), folds, l2, errors, as_json)
+        cases = _train_cases(data, split_file)
+        _cross_validated(cases, folds, l2, errors, as_json, group_by_shop=group_by_shop)
         return
     if corrections and ocr != "gt":
         raise click.UsageError("a corrections folder has no images: use --ocr gt (stored lines)")
@@ -234,21 +245,50 @@ def _labelled(cases: list[Case]) -> list[Labelled]:
     return [Labelled(c.id, c.key, c.lines) for c in cases]
 
 
-def _cross_validated(cases: list[Case], folds: int, l2: float, errors: bool, as_json: bool) -> None:
+def _cross_validated(
+    cases: list[Case], folds: int, l2: float, errors: bool, as_json: bool, *, group_by_shop: bool
+) -> None:
     keep = tuple(DEFAULT_MODELS.models)
+    groups = shop_groups([c.key for c in cases])
+    once = singletons(groups)
+    try:
+        assignment = (
+            grouped_folds(groups, folds) if group_by_shop else round_robin_folds(len(cases), folds)
+        )
+    except ValueError as exc:
+        raise click.UsageError(f"{exc}, or pass --no-group-by-shop") from exc
     start = time.perf_counter()
-    result = cross_validate_extractor(_labelled(cases), folds, l2=l2, keep=keep)
+    result = cross_validate_extractor(
+        _labelled(cases), folds, l2=l2, keep=keep, assignment=assignment
+    )
     seconds = time.perf_counter() - start
     if errors:
         for case, extraction, score in zip(cases, result.extractions, result.scores, strict=True):
             _echo_errors(case, extraction, score)
     report = summarise(result.scores)
-    title = f"SROIE train split, {folds}-fold cross-validation (learned: {', '.join(keep) or '-'})"
+    single = summarise([s for s, o in zip(result.scores, once, strict=True) if o])
+    grouping = "shop-grouped" if group_by_shop else "round-robin"
+    title = (
+        f"SROIE train split, {folds}-fold {grouping} cross-validation, {max(groups) + 1} shops "
+        f"(learned: {', '.join(keep) or '-'})"
+    )
     if as_json:
-        body = {"ocr": "gt", "split": "train", "folds": folds, **asdict(report)}
+        body = {
+            "ocr": "gt",
+            "split": "train",
+            "folds": folds,
+            "group_by_shop": group_by_shop,
+            "shops": max(groups) + 1,
+            **asdict(report),
+            "single_shop": {"n": single.n, "accuracy": single.accuracy},
+        }
         click.echo(json.dumps(body, default=str))
     else:
         _print_report(report, "gt", title, [])
+        click.echo(f"receipts whose shop occurs once in train ({single.n}):")
+        for name in FIELDS:
+            if name in single.accuracy:
+                click.echo(f"  {name:<8} {100 * single.accuracy[name]:6.2f} %")
         click.echo(f"({seconds:.0f} s)")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from models.evaluation.learn import HeaderExample, fit_header, header_example
 from models.evaluation.scoring import ReceiptScore, score_receipt
+from models.evaluation.shops import round_robin_folds
 from models.extraction import Extraction, extract_fields
 from models.extraction.calibration import CALIBRATED, Calibration, fit_isotonic
 from models.extraction.linear import LineModels
@@ -42,11 +43,6 @@ class FoldResult:
     scores: list[ReceiptScore]
     extractions: list[Extraction]
     pairs: Pairs
-
-
-def fold_of(index: int, folds: int) -> int:
-    """Receipt `index` (in sorted id order) belongs to fold `index % folds`."""
-    return index % folds
 
 
 def fold_models(
@@ -78,19 +74,27 @@ def cross_validate_extractor(
     *,
     l2: float,
     keep: Sequence[str],
+    assignment: Sequence[int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FoldResult:
-    """Read every receipt with the learned parts of the folds that exclude it (see module doc)."""
+    """Read every receipt with the learned parts of the folds that exclude it (see module doc).
+
+    `assignment` gives each receipt's fold (`models.evaluation.shops.grouped_folds` keeps a
+    shop in one fold); by default receipt i is in fold i % folds.
+    """
     n = len(receipts)
+    fold_of = list(assignment) if assignment is not None else round_robin_folds(n, folds)
+    if len(fold_of) != n or any(not 0 <= k < folds for k in fold_of):
+        raise ValueError(f"the fold assignment must give each of {n} receipts a fold < {folds}")
     lines = [r.lines() for r in receipts]
     examples: list[list[HeaderExample]] = [[] for _ in range(folds)]
     if keep:
         for i, r in enumerate(receipts):
-            examples[fold_of(i, folds)].append(header_example(lines[i], r.key))
+            examples[fold_of[i]].append(header_example(lines[i], r.key))
     models = [fold_models(examples, k, l2, keep) if keep else LineModels({}) for k in range(folds)]
     raw_pairs: list[Pairs] = []
     for i, r in enumerate(receipts):
-        m = models[fold_of(i, folds)]
+        m = models[fold_of[i]]
         result = extract_fields(lines[i], calibration=None, models=m)
         raw_pairs.append(pairs_of(score_receipt(r.id, result.fields, r.key, result.needs_review)))
     if progress:
@@ -99,21 +103,21 @@ def cross_validate_extractor(
     for p in raw_pairs:
         for name in CALIBRATED:
             all_pairs[name].extend(p[name])
-    scores: list[ReceiptScore] = []
-    extractions: list[Extraction] = []
+    scores: list[ReceiptScore | None] = [None] * n
+    extractions: list[Extraction | None] = [None] * n
     for k in range(folds):
         others: Pairs = {name: [] for name in CALIBRATED}
         for i, p in enumerate(raw_pairs):
-            if fold_of(i, folds) != k:
+            if fold_of[i] != k:
                 for name in CALIBRATED:
                     others[name].extend(p[name])
         calibration = calibration_from(others, f"folds != {k}")
-        for i in range(k, n, folds):
+        for i in (i for i in range(n) if fold_of[i] == k):
             result = extract_fields(lines[i], calibration=calibration, models=models[k])
-            extractions.append(result)
-            scores.append(
-                score_receipt(receipts[i].id, result.fields, receipts[i].key, result.needs_review)
+            extractions[i] = result
+            scores[i] = score_receipt(
+                receipts[i].id, result.fields, receipts[i].key, result.needs_review
             )
-    order = sorted(range(n), key=lambda i: (fold_of(i, folds), i))
-    back = sorted(range(n), key=lambda j: order[j])
-    return FoldResult([scores[j] for j in back], [extractions[j] for j in back], all_pairs)
+    return FoldResult(
+        [s for s in scores if s is not None], [e for e in extractions if e is not None], all_pairs
+    )

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from models.extraction.layout import Line, Page
+from models.extraction.lexicon import repair_words
 from models.extraction.normalize import fold
 
 # Street and building words in the common Latin-alphabet languages, matched as folded words.
@@ -18,6 +19,7 @@ _STREET = re.compile(
     r"COMPLEX|INDUSTRIAL|ESTATE|PARK|SQUARE|SQ|GROUND|BASEMENT|"
     r"STREET|ST|ROAD|RD|AVENUE|AVE|AV|BLVD|BOULEVARD|LANE|LN|DRIVE|DR|HIGHWAY|HWY|WAY|PLACE|PL|"
     r"COURT|CT|TERRACE|CRESCENT|PARKWAY|PKWY|ROUTE|RTE|PO BOX|"
+    r"AUTOROUTE|AUTOBAHN|AUTOSTRADA|AUTOPISTA|AUTOESTRADA|"
     r"RUE|CHEMIN|ALLEE|IMPASSE|QUAI|CALLE|AVENIDA|CARRERA|CAMINO|PASEO|CARRER|VIA|VIALE|PIAZZA|"
     r"CORSO|LARGO|RUA|TRAVESSA|PRACA|ULICA|UL|PLATZ|STRAAT|PLEIN|GRACHT|"
     r"ADDRESS|ADRESSE|ANSCHRIFT|ALAMAT|DIRECCION|INDIRIZZO|ADRES)(?= )"
@@ -68,6 +70,9 @@ _DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}\b|\b\d{1,2
 _MONEY = re.compile(r"\d\.\d{2}\s*$")
 _LABEL = re.compile(r"^\s*([^:\d]{0,30}?)\s*:")
 _MAX_LINES = 6
+_BUILDING = re.compile(r" (?:MALL|PLAZA|CENTRE|CENTER|COMPLEX|SQUARE|PARK|TOWER|WISMA|MENARA)(?= )")
+# A branch's number after its name: 'BHPETROL PERMAS JAYA 2' (letters before, nothing after).
+_BRANCH_NUMBER = re.compile(r"(?<=[A-Za-z])\s+\d{1,2}$")
 _ROAD_FIRST = re.compile(
     r"^ (?:JALAN|JLN|JL|LORONG|LRG|PERSIARAN|LEBUH|LEBUHRAYA|STREET|ROAD|AVENUE|RUE|CALLE|VIA) "
 )
@@ -129,8 +134,9 @@ def evidence(line: Line) -> float:
 
 @functools.lru_cache(maxsize=8192)
 def evidence_of(raw: str) -> float:
-    """Address evidence in a text: street words, a postcode, a region, a house number."""
-    text = fold(raw)
+    """Address evidence in a text: street words, a postcode, a region, a house number (after
+    one-edit OCR damage to common words is undone: 'SETANGOR' is 'SELANGOR')."""
+    text = fold(repair_words(raw))
     score = 0.0
     streets = len(_STREET.findall(text)) + len(_STREET_SUFFIX.findall(text))
     score += 1.0 * min(streets, 2)
@@ -155,8 +161,9 @@ def _plain(line: Line) -> bool:
 
 
 def _leading_name(line: Line) -> bool:
-    """A branch name before the address: no digit, no street word ('IKEA CHERAS')."""
-    text = line.text.strip()
+    """A branch name before the address: no digit, no street word ('IKEA CHERAS'); a short
+    number ending it numbers the branch ('BHPETROL PERMAS JAYA 2'), it is not a house number."""
+    text = _BRANCH_NUMBER.sub("", line.text.strip())
     return text.startswith("(") or not (re.search(r"\d", text) or _STREET.search(fold(text)))
 
 
@@ -183,13 +190,29 @@ def _trim(run: list[Line]) -> list[Line]:
         run = run[1:]
     while (
         len(run) > 1
-        and _plain(run[-1])
+        and (_plain(run[-1]) or _mall_after_region(run))
         and not run[-1].text.strip().startswith("(")
         and has_postcode(run[-2].text)
         and not run[-2].text.rstrip().endswith(",")
     ):
         run = run[:-1]
+    # A full stop closes the address; a bare line after it is the first item ('27" BASIN').
+    while len(run) > 1 and run[-2].text.rstrip().endswith(".") and evidence(run[-1]) == 0:
+        run = run[:-1]
     return run
+
+
+def _mall_after_region(run: list[Line]) -> bool:
+    """The run's last line names the mall or centre the shop is in ('IOI MALL', 'AMPANG POINT
+    CENTRE'), printed after an address already closed by its postcode and region: no digit,
+    no comma, a few words, and no street word other than a building's."""
+    last = run[-1].text.strip()
+    words = fold(last).split()
+    if re.search(r"\d|,", last) or not 1 < len(words) <= 4:
+        return False
+    if not names_place(address_text(run[-2])):
+        return False
+    return street_words(last) == len(_BUILDING.findall(fold(last))) >= 1
 
 
 def _runs(page: Page, header: list[Line], skip: set[int]) -> list[list[Line]]:
@@ -238,12 +261,21 @@ def find_address(page: Page, header: list[Line], skip: set[int], after: int = -1
         return Found(" ".join(address_text(ln) for ln in run), [ln.id for ln in run], 0.25)
     good = [t for t in scored if t[0] >= MIN_SCORE]
     later = [t for t in good if t[1] > after]
+    # A complete address (postcode) above the name beats a weaker run without one below it:
+    # below the name come item rows ('JALAN JALAN' is a product), not the shop's street.
+    earlier = [t for t in good if t[1] <= after and _has_postcode(t[2])]
+    if later and earlier and not _has_postcode(later[0][2]):
+        later = earlier[-1:]
     chosen = later[0] if later else good[0] if good else max(scored, key=lambda t: t[0])
     score, _, run = chosen
     value = " ".join(address_text(ln) for ln in run)
-    postcode = any(has_postcode(ln.text) for ln in run)
+    postcode = _has_postcode(run)
     confidence = 0.35 + 0.1 * min(score, 4.0) + 0.15 * postcode
     return Found(value, [ln.id for ln in run], round(min(confidence, 0.95), 3))
+
+
+def _has_postcode(run: list[Line]) -> bool:
+    return any(has_postcode(ln.text) for ln in run)
 
 
 def street_words(text: str) -> int:

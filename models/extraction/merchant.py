@@ -46,7 +46,7 @@ _WEB = re.compile(r"\w\.(?:COM|NET|ORG|CO|MY|DE|FR|UK)\b", re.IGNORECASE)
 _ADDRESS_WORDS = re.compile(
     r" (?:JALAN|JLN|LOT|NO|TAMAN|TMN|LORONG|JL|BLOCK|BLK|FLOOR|FLR|LEVEL|STREET|ST|ROAD|RD|AVE|"
     r"AVENUE|BLVD|STRASSE|STR|RUE|CALLE|VIA|SUITE|UNIT|KAWASAN|PERSIARAN|SEKSYEN|SECTION|"
-    r"BANDAR|KAMPUNG|KG|SELANGOR|KUALA LUMPUR|JOHOR|MALAYSIA|DARUL EHSAN|PLAZA|MALL|BUILDING)(?= )"
+    r"BANDAR|KAMPUNG|KG|SELANGOR|KUALA LUMPUR|JOHOR|DARUL EHSAN|PLAZA|MALL|BUILDING)(?= )"
 )
 _REG_ONLY = re.compile(
     r"^\W*(?:(?:CO|BR|ROC|REG|COMPANY)[.\s-]*(?:REG|NO)?[.\s]*:?\s*)?\(?\s*[A-Z]{0,3}[\d\s]{4,}"
@@ -59,6 +59,7 @@ _TRAILING_REG = re.compile(
     r"|(?:CO\.?\s*(?:REG|NO)\.?\s*:?\s*)\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
     r"|\d{5,}[\s-]*[A-Z]?\s*[\)\]]?|\d{3,}\s*-\s*[A-Z]\s*[\)\]]?)\s*$"
 )
+_REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)\W*$")
 _OWNED_BY = re.compile(
     r"^\s*(?:DIMILIKI(?: OLEH)?|OWNED BY|OWN BY|OPERATED BY)\s*:?\s*", re.IGNORECASE
 )
@@ -76,6 +77,8 @@ PIECE_GAP = 1.5
 PIECE_SIZE = 1.3
 #: Added to the score of the name-like line just above the address.
 ABOVE_ADDRESS_BONUS = 1.0
+#: ... and more when it is printed right on top of the address, as one block with it.
+TOUCHING_BONUS = 0.5
 #: Added to a name that carries its company registration number, on its line or the next:
 #: the registered company is the merchant of record ('X SDN BHD (123456-A)').
 REGISTRATION_BONUS = 1.5
@@ -185,6 +188,8 @@ def _registered(header: list[Line], i: int) -> bool:
     text = header[i].text.upper()
     if _NAME_THEN_REG.match(text) and has_legal_form(text):
         return True
+    if _REG_IN_BRACKETS.search(text) and _letters_share(clean_name(text)) > 0.8:
+        return True  # 'BEST DENKI MALAYSIA (308282-A)': a name with its number, no legal form
     below = [ln for ln in header[i + 1 :] if not ln.same_row(header[i])]
     return bool(below) and is_registration(below[0])
 
@@ -201,6 +206,63 @@ def _brand_above(header: list[Line], best: int) -> int:
         if len(brand) >= 4 and chosen.startswith(brand) and len(chosen) > len(brand):
             return k
     return best
+
+
+#: A logo printed one word per line has at least this many lines.
+MIN_STACK = 3
+_ONE_WORD = re.compile(r"^[A-Za-z][A-Za-z'&-]{0,11}$")
+
+
+def _touches(upper: Line, lower: Line) -> bool:
+    """The lower line follows the upper one with no more than half a line between them."""
+    return lower.y0 - upper.y1 < 0.5 * min(upper.height, lower.height)
+
+
+def _stacked(upper: Line, lower: Line) -> bool:
+    """Two one-word lines of a logo: touching (or overlapping) and one above the other."""
+    gap = lower.y0 - upper.y1
+    overlap = min(upper.x1, lower.x1) - max(upper.x0, lower.x0)
+    return gap < 0.5 * min(upper.height, lower.height) and overlap > 0
+
+
+def _logo_stack(header: list[Line], best: int) -> tuple[int, int, str] | None:
+    """A name printed one word per line ('THE' / 'ROTI' / 'MAN' / 'BAKERY'): the first and
+    last header index of the stack around `best` and its words joined, if it has MIN_STACK
+    lines or more."""
+    if not _ONE_WORD.match(header[best].text.strip()):
+        return None
+    start = end = best
+    while start > 0 and _ONE_WORD.match(header[start - 1].text.strip()):
+        if not _stacked(header[start - 1], header[start]):
+            break
+        start -= 1
+    while end + 1 < len(header) and _ONE_WORD.match(header[end + 1].text.strip()):
+        if not _stacked(header[end], header[end + 1]):
+            break
+        end += 1
+    if end - start + 1 < MIN_STACK:
+        return None
+    return start, end, " ".join(ln.text.strip() for ln in header[start : end + 1])
+
+
+_FORM_THEN_REST = re.compile(
+    r"^(.*?\b(?:CO|COMPANY|SDN\.?\s*BHD|BHD|BERHAD|LTD|INC|ENTERPRISE|TRADING)\.?)\s+(\S.*)$",
+    re.IGNORECASE,
+)
+
+
+def _without_outlet(text: str, below: list[Line]) -> str:
+    """The name without the outlet printed after its legal form when the address below
+    repeats it ('EIGHT OUNCE COFFEE CO. THE GARDENS MALL' over 'F.K06, ..., THE GARDENS
+    MALL,'): at least two words, all of them in the lines below."""
+    m = _FORM_THEN_REST.match(text)
+    if m is None:
+        return text
+    tail = [w for w in fold(m.group(2)).split() if len(w) >= 3]
+    words = set(fold(" ".join(ln.text for ln in below)).split())
+    if len(tail) >= 2 and all(w in words for w in tail):
+        return m.group(1)
+    return text
 
 
 def _wrap_backward(header: list[Line], best: int) -> tuple[int, str]:
@@ -245,7 +307,13 @@ def find_merchant(page: Page, address_start: int | None = None) -> tuple[Found |
         ]
         if above:
             s, i = above[-1]
-            scored[i] = (s + ABOVE_ADDRESS_BONUS, i)
+            # ... unless a legal name is printed above it: then it names the branch.
+            touching = (
+                i + 1 == address_start
+                and _touches(header[i], header[address_start])
+                and not any(has_legal_form(ln.text) for ln in header[:i])
+            )
+            scored[i] = (s + ABOVE_ADDRESS_BONUS + TOUCHING_BONUS * touching, i)
     for k, (s, i) in enumerate(scored):
         if s > -1.0 and _registered(header, i):
             scored[k] = (s + REGISTRATION_BONUS, i)
@@ -253,8 +321,9 @@ def find_merchant(page: Page, address_start: int | None = None) -> tuple[Found |
     best = _brand_above(header, best)
     if best_score < -2.0:
         return None, -1
-    start, text = _wrap_backward(header, best)
-    end = best
+    stack = _logo_stack(header, best)
+    start, text = (stack[0], stack[2]) if stack else _wrap_backward(header, best)
+    end = stack[1] if stack else best
     # ... or wrapped forward: 'AIK HUAT HARDWARE' / 'ENTERPRISE (SETIA' / 'ALAM) SDN BHD'.
     while end + 1 < len(header) and end - start < 3:
         nxt = header[end + 1]
@@ -274,6 +343,7 @@ def find_merchant(page: Page, address_start: int | None = None) -> tuple[Found |
             break
         end += 1
         text = f"{text} {clean_name(nxt.text)}"
+    text = _without_outlet(text, header[end + 1 : end + 5])
     margin = best_score - max((s for s, i in scored if i != best), default=-5.0)
     confidence = max(0.05, min(0.97, 0.5 + 0.12 * best_score + 0.1 * min(margin, 2.0)))
     ids = [ln.id for ln in header[start : end + 1]]

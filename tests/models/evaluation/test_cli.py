@@ -118,14 +118,32 @@ def _train_dataset(tmp_path: Path, n: int) -> tuple[Path, Path]:
 
 def test_eval_fields_cross_validates_the_train_split(tmp_path: Path) -> None:
     data, split = _train_dataset(tmp_path, 6)
+    for k in range(1, 4):  # four shops: t0, t4 and t5 one; t1, t2 and t3 one each
+        key = json.loads((data / "key" / f"t{k}.json").read_text())
+        key["address"] = f"LOT {k}, JALAN LAIN"
+        (data / "key" / f"t{k}.json").write_text(json.dumps({**key, "company": f"SHOP {k}"}))
     args = ["fields", "--data", str(data), "--split-file", str(split), "--split", "train"]
     result = CliRunner().invoke(eval_group, [*args, "--folds", "3", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["folds"] == 3 and report["n"] == 6
-    assert report["accuracy"]["company"] == 1.0
+    assert report["group_by_shop"] is True and report["shops"] == 4
+    assert report["single_shop"]["n"] == 3
+    assert report["accuracy"]["company"] == 0.5  # t1 .. t3 are keyed with another name
     assert report["accuracy"]["total"] == 0.5
     assert sum(count for _, _, count, _ in report["deciles"]) == 4 * 6
+
+
+def test_cross_validation_groups_receipts_by_shop_by_default(tmp_path: Path) -> None:
+    data, split = _train_dataset(tmp_path, 6)  # one shop: it cannot fill three folds
+    args = ["fields", "--data", str(data), "--split-file", str(split), "--split", "train"]
+    grouped = CliRunner().invoke(eval_group, [*args, "--folds", "3", "--json"])
+    assert grouped.exit_code != 0 and "--no-group-by-shop" in grouped.output
+    plain = CliRunner().invoke(eval_group, [*args, "--folds", "3", "--no-group-by-shop", "--json"])
+    assert plain.exit_code == 0, plain.output
+    report = json.loads(plain.output)
+    assert report["group_by_shop"] is False and report["shops"] == 1
+    assert report["single_shop"]["n"] == 0
 
 
 def test_cross_validation_is_refused_on_val(tmp_path: Path) -> None:
