@@ -7,6 +7,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -50,7 +51,15 @@ def setup_logging(settings: Settings) -> None:
 @click.command("server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="API processes sharing the port (about one per core). Each keeps its own rate-limit "
+    "buckets and database pool.",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Migrate the database, then serve the REST API."""
     import uvicorn
 
@@ -58,9 +67,25 @@ def serve(host: str, port: int) -> None:
 
     settings = load_settings()
     migrate(settings.database_url)
-    app = create_app(settings)
-    logger.info("serving the API on http://%s:%d", host, port)
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    logger.info("serving the API on http://%s:%d (%d processes)", host, port, workers)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    else:  # each worker process builds its app from the same environment
+        uvicorn.run(
+            "server.cli:app_from_settings",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+        )
+
+
+def app_from_settings() -> Any:
+    """The API app built from the environment's settings (uvicorn's factory for --workers)."""
+    from server.api.app import create_app
+
+    return create_app(load_settings())
 
 
 @click.command("ingest")

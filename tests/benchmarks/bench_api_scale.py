@@ -524,7 +524,7 @@ class Result:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
-def serve(url: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, workdir: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     from tests.conftest import wait_for_port
 
     env = {
@@ -537,7 +537,16 @@ def serve(url: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
     receipts_cli = Path(sys.executable).parent / "receipts"
     with (workdir / "server.log").open("wb") as log:
         proc = subprocess.Popen(
-            [str(receipts_cli), "--log-level", "warning", "server", "--port", str(port)],
+            [
+                str(receipts_cli),
+                "--log-level",
+                "warning",
+                "server",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -547,7 +556,12 @@ def serve(url: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
 
 
 def measure(
-    url: str, orgs: list[Org], clients: int, seconds: float, endpoints: list[str] | None = None
+    url: str,
+    orgs: list[Org],
+    clients: int,
+    seconds: float,
+    endpoints: list[str] | None = None,
+    workers: int = 1,
 ) -> list[Result]:
     from tests.conftest import free_tcp_port
 
@@ -555,7 +569,7 @@ def measure(
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         port = free_tcp_port()
-        server = serve(url, port, Path(tmp))
+        server = serve(url, port, Path(tmp), workers)
         try:
             ctx = mp.get_context("spawn")
             out: mp.Queue[Any] = ctx.Queue()
@@ -625,6 +639,7 @@ def run(
     *,
     keep: bool = False,
     database_url: str | None = None,
+    workers: int = 1,
 ) -> list[Result]:
     """Load (or reuse) a database and measure it at each number of `clients`; the results of
     the last."""
@@ -644,9 +659,12 @@ def run(
                 f"loaded in {load_s:.0f} s ({receipts / load_s:,.0f} receipts/s, indexes included)"
             )
         for n in clients:
-            print(f"\n{n} concurrent clients, {seconds:g} s per endpoint", flush=True)
+            print(
+                f"\n{n} concurrent clients, {seconds:g} s per endpoint, {workers} API process(es)",
+                flush=True,
+            )
             print(_HEADER, flush=True)
-            results = measure(url, orgs, n, seconds)
+            results = measure(url, orgs, n, seconds, workers=workers)
             report(results, receipts, len(orgs), n)
         return results
     finally:
@@ -683,6 +701,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="Load time per endpoint.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     parser.add_argument("--database-url", help="Measure a database kept earlier; no loading.")
+    parser.add_argument(
+        "--server-workers", type=int, default=2, help="API processes (receipts server --workers)."
+    )
     args = parser.parse_args()
     run(
         args.receipts,
@@ -691,6 +712,7 @@ def main() -> None:
         args.seconds,
         keep=args.keep,
         database_url=args.database_url,
+        workers=args.server_workers,
     )
 
 
