@@ -87,35 +87,89 @@ class TextBox:
     score: float
 
 
+@dataclass(frozen=True)
+class Growth:
+    """How a found core becomes its line's box: height times `height`, and `end` of that full
+    height added at each end. The defaults invert the training target's shrink exactly; a trained
+    model's thresholded cores come out somewhat thicker than its targets, so each model carries
+    its own figures, measured at export on held-out pages (`calibrate_growth`) and kept in its
+    manifest entry's input spec (``box_growth``, ``box_end``)."""
+
+    height: float = 1 / CORE_HEIGHT
+    end: float = CORE_END
+
+
+#: The growth that inverts the training target's shrink (a model without calibrated figures).
+DEFAULT_GROWTH = Growth()
+
+
+def found_cores(
+    prob: np.ndarray, threshold: float = 0.5, min_score: float = 0.6, min_core_height: float = 1.0
+) -> list[tuple[int, int, int, int, float]]:
+    """Connected cores (x, y, w, h, mean probability) of a core probability map."""
+    binary = (prob >= threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
+    out = []
+    for k in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[k])
+        if h < min_core_height or area < 3:
+            continue
+        score = float(prob[labels == k].mean())
+        if score >= min_score:
+            out.append((x, y, w, h, score))
+    return out
+
+
 def boxes_from_map(
     prob: np.ndarray,
     scale: float = 1.0,
     threshold: float = 0.5,
     min_score: float = 0.6,
     min_core_height: float = 1.0,
+    *,
+    growth: Growth = DEFAULT_GROWTH,
 ) -> list[TextBox]:
     """Line boxes from a core probability map, grown back to full lines, in reading order.
 
     `scale` is `PageScale.scale`: boxes come back in the original page's pixels.
     """
-    binary = (prob >= threshold).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
     out: list[TextBox] = []
-    for k in range(1, count):
-        x, y, w, h, area = (int(v) for v in stats[k])
-        if h < min_core_height or area < 3:
-            continue
-        score = float(prob[labels == k].mean())
-        if score < min_score:
-            continue
-        # Grow the core back: height / CORE_HEIGHT, ends by CORE_END of the full height.
-        full_h = h / CORE_HEIGHT
+    for x, y, w, h, score in found_cores(prob, threshold, min_score, min_core_height):
+        full_h = h * growth.height
         cy = y + h / 2
-        end = CORE_END * full_h
+        end = growth.end * full_h
         x0, x1 = (x - end) / scale, (x + w + end) / scale
         y0, y1 = (cy - full_h / 2) / scale, (cy + full_h / 2) / scale
         out.append(TextBox(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), score))
     return reading_order(out)
+
+
+def calibrate_growth(
+    samples: Sequence[tuple[np.ndarray, float, Sequence[Sequence[float]]]],
+    threshold: float = 0.5,
+    min_score: float = 0.6,
+) -> Growth:
+    """The growth that turns a model's cores into its true boxes, from (probability map, page
+    scale, true boxes (x0, y0, x1, y1) in page pixels) of held-out pages: medians over every core
+    whose centre lies inside exactly one true box. The defaults when nothing matches."""
+    heights: list[float] = []
+    ends: list[float] = []
+    for prob, scale, truth in samples:
+        boxes = [tuple(v * scale for v in b) for b in truth]
+        for x, y, w, h, _ in found_cores(prob, threshold, min_score):
+            cx, cy = x + w / 2, y + h / 2
+            inside = [b for b in boxes if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]]
+            if len(inside) != 1:
+                continue
+            x0, y0, x1, y1 = inside[0]
+            full_h = y1 - y0
+            if full_h <= 0:
+                continue
+            heights.append(full_h / h)
+            ends.append(((x1 - x0) - w) / 2 / full_h)
+    if not heights:
+        return DEFAULT_GROWTH
+    return Growth(float(np.median(heights)), max(0.0, float(np.median(ends))))
 
 
 def reading_order(boxes: list[TextBox]) -> list[TextBox]:

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from models.litert import LiteRTModel, ManifestError, RuntimeUnavailable, load_manifest, load_model
-from models.litert.textmap import boxes_from_map, prepare_page
+from models.litert.textmap import DEFAULT_GROWTH, Growth, boxes_from_map, prepare_page
 from models.ocr.base import EngineUnavailable, OcrError
 from models.ocr.config import EngineConfigBase
 from models.receipt import OcrLine
@@ -105,6 +105,12 @@ class LiteRTEngine:
         det = self._detector.entry if self._detector else None
         self._det_width = int(det.input.get("width", 384)) if det else 384
         self._det_max_side = int(det.input.get("max_side", 1280)) if det else 1280
+        # how this detector's cores grow back into line boxes (measured at its export)
+        defaults = DEFAULT_GROWTH
+        self._growth = Growth(
+            float(det.input.get("box_growth", defaults.height)) if det else defaults.height,
+            float(det.input.get("box_end", defaults.end)) if det else defaults.end,
+        )
         self.version = entry.version + (f"+det-{det.version}" if det else "")
 
     @property
@@ -132,6 +138,7 @@ class LiteRTEngine:
             ps.scale,
             threshold=self._config.detector_threshold,
             min_score=self._config.detector_min_score,
+            growth=self._growth,
         )
         h, w = gray.shape[:2]
         quads = [

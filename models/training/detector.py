@@ -21,7 +21,15 @@ import numpy as np
 import tensorflow as tf
 
 from models.evaluation.sroie import SPLIT_FILE, load_split
-from models.litert.textmap import DetectionScore, boxes_from_map, match_boxes, prepare_page
+from models.litert.textmap import (
+    DEFAULT_GROWTH,
+    DetectionScore,
+    Growth,
+    boxes_from_map,
+    calibrate_growth,
+    match_boxes,
+    prepare_page,
+)
 from models.training.blocks import encoder, fpn_decoder
 from models.training.data import SROIE_ROOT
 from models.training.detector_data import Page, batches, sroie_pages, synth_page
@@ -71,21 +79,36 @@ def _loss(target: tf.Tensor, prob: tf.Tensor) -> tf.Tensor:
     return bce + dice
 
 
-def detect(run: Callable[[np.ndarray], np.ndarray], page: Page, cfg: DetectorConfig) -> list[Any]:
-    """Predicted quads of one page (its pixels) with a model function [1,H,W,1] -> [1,H,W,1]."""
+def core_map(
+    run: Callable[[np.ndarray], np.ndarray], page: Page, cfg: DetectorConfig
+) -> tuple[np.ndarray, float]:
+    """The core probability map of one page and the page's scale to the map."""
     img, ps = prepare_page(page.gray, cfg.target_width, cfg.max_side)
-    prob = run(img[None, :, :, None])[0, :, :, 0]
-    return [b.quad for b in boxes_from_map(prob, ps.scale)]
+    return run(img[None, :, :, None])[0, :, :, 0], ps.scale
+
+
+def detect(
+    run: Callable[[np.ndarray], np.ndarray],
+    page: Page,
+    cfg: DetectorConfig,
+    growth: Growth = DEFAULT_GROWTH,
+) -> list[Any]:
+    """Predicted quads of one page (its pixels) with a model function [1,H,W,1] -> [1,H,W,1]."""
+    prob, scale = core_map(run, page, cfg)
+    return [b.quad for b in boxes_from_map(prob, scale, growth=growth)]
 
 
 def score_pages(
-    run: Callable[[np.ndarray], np.ndarray], pages: list[Page], cfg: DetectorConfig
+    run: Callable[[np.ndarray], np.ndarray],
+    pages: list[Page],
+    cfg: DetectorConfig,
+    growth: Growth = DEFAULT_GROWTH,
 ) -> dict[str, float]:
     """Precision, recall and F1 at IoU 0.5 summed over pages."""
     total = DetectionScore(0, 0, 0)
     for page in pages:
         truth = [((x0, y0), (x1, y0), (x1, y1), (x0, y1)) for x0, y0, x1, y1 in page.boxes]
-        total = total + match_boxes(detect(run, page, cfg), truth)
+        total = total + match_boxes(detect(run, page, cfg, growth), truth)
     return {
         "f1": total.f1,
         "precision": total.precision,
@@ -192,6 +215,11 @@ def export_and_evaluate(
             yield [img[None, :, :, None]]
 
     paths = export_tflite(trainer.model, out_dir, "detector", rep)
+    # How this model's cores grow back into boxes, measured with the int8 file (the one that
+    # ships) on the held-out dev pages of the train split; val is only scored.
+    int8 = _tflite_fn(paths["int8"])
+    dev = sroie_pages(trainer.dev_ids, trainer.sroie_root)
+    growth = calibrate_growth([(*core_map(int8, p, cfg), p.boxes) for p in dev])
     val = sroie_pages(trainer.split["val"][:val_limit], trainer.sroie_root)
     report: dict[str, Any] = {
         "input": {
@@ -201,11 +229,13 @@ def export_and_evaluate(
             "max_side": cfg.max_side,
             "pad_to": 32,
             "output": "line-core probability, same size as the input",
+            "box_growth": round(growth.height, 4),
+            "box_end": round(growth.end, 4),
         },
         "models": score_exports(
             paths,
             load=_tflite_fn,
-            score=lambda run: score_pages(run, val, cfg),
+            score=lambda run: score_pages(run, val, cfg, growth),
             items=len(val),
             metrics_key="sroie_val",
             ms_key="ms_per_page_1_thread",
