@@ -1,0 +1,46 @@
+"""Line boxes from core maps, and the per-model growth measured on held-out pages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.litert.textmap import DEFAULT_GROWTH, Growth, boxes_from_map, calibrate_growth
+
+TRUTH = [(20.0, 10.0, 180.0, 30.0), (20.0, 50.0, 120.0, 70.0)]  # two 20 px lines
+
+
+def thick_cores(shape=(100, 200), height_share=0.7, end_share=0.1):
+    """A map whose cores are thicker than the training target: height_share of each line's
+    height, shortened by end_share of its height at each end."""
+    prob = np.zeros(shape, np.float32)
+    for x0, y0, x1, y1 in TRUTH:
+        h = y1 - y0
+        cy = (y0 + y1) / 2
+        prob[
+            round(cy - height_share * h / 2) : round(cy + height_share * h / 2),
+            round(x0 + end_share * h) : round(x1 - end_share * h),
+        ] = 0.9
+    return prob
+
+
+def test_calibrated_growth_gives_back_the_true_boxes_where_the_default_overshoots():
+    prob = thick_cores()
+    growth = calibrate_growth([(prob, 1.0, TRUTH)])
+    assert growth.height == pytest.approx(1 / 0.7, rel=0.1)
+    assert growth.end == pytest.approx(0.1, abs=0.06)
+    fitted = boxes_from_map(prob, growth=growth)
+    default = boxes_from_map(prob)
+    for found, plain, (x0, y0, x1, y1) in zip(fitted, default, TRUTH, strict=True):
+        (fx0, fy0), _, (fx1, fy1), _ = found.quad
+        assert abs((fy1 - fy0) - (y1 - y0)) < 2 and abs(fx0 - x0) < 3 and abs(fx1 - x1) < 3
+        (_, py0), _, (_, py1), _ = plain.quad
+        assert (py1 - py0) > 1.3 * (y1 - y0)  # the target's inverse grows these too tall
+
+
+def test_no_matching_core_keeps_the_default_and_scale_is_applied():
+    assert calibrate_growth([(np.zeros((40, 40), np.float32), 1.0, TRUTH)]) == DEFAULT_GROWTH
+    prob = thick_cores()
+    half = calibrate_growth([(prob, 2.0, [tuple(v / 2 for v in b) for b in TRUTH])])
+    assert half.height == pytest.approx(calibrate_growth([(prob, 1.0, TRUTH)]).height)
+    assert isinstance(half, Growth)
