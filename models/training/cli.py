@@ -44,6 +44,15 @@ _SCHEDULE_OPTION = click.option(
 )
 
 
+_INIT_OPTION = click.option(
+    "--init-weights",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start a new run from these weights (e.g. another run's best.weights.h5) with a fresh "
+    "optimizer; ignored when the run folder already has checkpoints.",
+)
+
+
 @train.command()
 @click.option(
     "--out",
@@ -70,6 +79,7 @@ _SCHEDULE_OPTION = click.option(
     "--batch-size", default=None, type=click.IntRange(min=1), help="Lines per batch (new runs)."
 )
 @_SCHEDULE_OPTION
+@_INIT_OPTION
 @click.option(
     "--resume/--no-resume",
     default=True,
@@ -94,6 +104,7 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
     steps_per_epoch: int | None,
     batch_size: int | None,
     schedule_epochs: int | None,
+    init_weights: Path | None,
     resume: bool,
     do_export: bool,
     export_only: bool,
@@ -113,7 +124,11 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
         cfg = replace(cfg, batch_size=batch_size)
     if schedule_epochs:
         cfg = replace(cfg, schedule_epochs=schedule_epochs)
+    fresh = not (run_dir / "ckpt").exists()
     trainer = Trainer(run_dir, cfg)
+    if init_weights and fresh:
+        trainer.model.load_weights(str(init_weights))
+        logger.info("new run %s starts from %s", run_dir, init_weights)
     import tensorflow as tf
 
     logger.info("devices: %s", [d.name for d in tf.config.list_physical_devices()])
@@ -141,13 +156,6 @@ _STEPS_OPTION = click.option(
     default=None,
     type=click.IntRange(min=1),
     help="Batches per epoch (new runs).",
-)
-_INIT_OPTION = click.option(
-    "--init-weights",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Start a new run from these weights (e.g. another run's best.weights.h5) with a fresh "
-    "optimizer; ignored when the run folder already has checkpoints.",
 )
 _EXPORT_ONLY_OPTION = click.option(
     "--export-only", is_flag=True, help="Only export and evaluate the best weights so far."
