@@ -134,5 +134,6 @@ def upsert_entry(folder: Path, name: str, entry: ModelEntry) -> Manifest:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manifest.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+        os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide it from the agent's user
     Path(tmp).replace(path)
     return updated
