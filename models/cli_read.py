@@ -1,6 +1,6 @@
 """`receipts scan` and `receipts extract`: the read pipeline from the command line.
 
-- ``receipts scan PATH... [--json] [--engine tesseract] [--threads N] [--no-find]`` reads
+- ``receipts scan PATH... [--json] [--engine litert|tesseract] [--threads N] [--no-find]`` reads
   receipt images (files, or folders of them) and prints one result per image.
 - ``receipts extract BOXFILE... [--json]`` extracts the fields from given OCR lines: SROIE box
   files or JSON lines (see `models.ocr.linefile`).
@@ -34,9 +34,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 @click.option(
     "--engine",
     type=click.Choice(ENGINE_TYPES),
-    default="tesseract",
+    default="litert",
     show_default=True,
-    help="OCR engine.",
+    help="OCR engine: litert (the project's models) or tesseract (the baseline).",
 )
 @click.option(
     "--threads",

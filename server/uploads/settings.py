@@ -30,5 +30,5 @@ class UploadSettings(BaseModel):
     pipeline: PipelineConfig = Field(
         default_factory=PipelineConfig,
         description="How photos are read: the scanner's pipeline config; `pipeline.ocr.type` "
-        "picks the OCR engine (tesseract today, litert once its models are trained).",
+        "picks the OCR engine (litert, the default, or tesseract).",
     )

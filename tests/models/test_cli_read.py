@@ -36,7 +36,7 @@ def test_scan_reads_good_images_and_reports_broken_ones(sroie_dir: Path, tmp_pat
     assert fields["date"] == "2018-10-19"
     assert set(confidences) == set(fields)
     assert set(read["timings_ms"]) == {"find", "rectify", "quality", "ocr", "extract", "total"}
-    assert read["ocr_engine"] == "tesseract" and isinstance(read["needs_review"], bool)
+    assert read["ocr_engine"] == "litert" and isinstance(read["needs_review"], bool)  # the default
 
 
 def test_scan_summary_without_json(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ flagged as a duplicate and counted once."""
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import io
 import uuid
@@ -40,6 +41,14 @@ def receipt_photo() -> tuple[bytes, str, str, str]:
     f = sample.label.fields
     assert f is not None
     return data, str(f.merchant), str(f.date), str(f.total)
+
+
+def assert_read_as(read: str | None, truth: str) -> None:
+    """The merchant as read: OCR may miss a letter of a name (the models' accuracy is measured
+    by `receipts eval`, not here), never more than one in ten."""
+    assert read is not None
+    similarity = difflib.SequenceMatcher(None, read.lower(), truth.lower()).ratio()
+    assert similarity >= 0.9, (read, truth)
 
 
 def settings_for(db: Db, store: LocalImageStore, max_bytes: int = 8 << 20) -> Settings:
@@ -133,13 +142,14 @@ def test_an_uploaded_photo_is_read_into_a_receipt(
     status = client.get(up["status_url"], headers=auth(acme)).json()
     assert status["state"] == "done", status
     read = status["receipt"]
-    assert (read["merchant"], read["date"], read["total"]) == (merchant, date, total)
+    assert (read["date"], read["total"]) == (date, total)
+    assert_read_as(read["merchant"], merchant)
     assert read["duplicate_of"] is None
 
     detail = client.get(read["url"], headers=auth(acme)).json()
     assert (detail["source"], detail["device_id"]) == ("upload", None)
     assert detail["message"]["source"] == "upload:IMG_0001.jpg"
-    assert detail["message"]["receipt"]["ocr_engine"] == "tesseract"
+    assert detail["message"]["receipt"]["ocr_engine"] == "litert"  # the default engine
     image = client.get(detail["image_url"], headers=auth(acme))
     assert image.headers["content-type"] == "image/jpeg"
     rectified = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
