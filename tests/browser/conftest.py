@@ -6,11 +6,13 @@ Playwright drives /usr/bin/chromium (never `playwright install`); screenshots go
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -69,6 +71,14 @@ def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     app = create_app(
         Settings(database_url=url, secret_key=SecretStr("b" * 40)), engine=engine, images=store
     )
+    with serve(app) as base:
+        yield LiveSite(base, db, [str(m.receipt_id) for m in receipts])
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port in a thread; yields its base URL."""
     port = free_tcp_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
@@ -78,11 +88,10 @@ def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     thread.start()
     wait_for_port("127.0.0.1", port)
     try:
-        yield LiveSite(f"http://127.0.0.1:{port}", db, [str(m.receipt_id) for m in receipts])
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
 
@@ -25,8 +23,7 @@ from server.fleet.runtime import FleetRuntime
 from server.fleet.settings import FleetSettings
 from server.images.local import LocalImageStore, LocalImageStoreConfig
 from server.settings import Settings
-from tests.browser.conftest import OWNER
-from tests.conftest import free_tcp_port, wait_for_port
+from tests.browser.conftest import OWNER, serve
 from tests.server.conftest import Db, ingest, make_tenant
 from tests.server.dashboard.owner_site import heartbeat
 from tests.server.dashboard.seed import PASSWORD, add_user, ingest_receipts, standard_receipts
@@ -59,21 +56,9 @@ def owner_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         images=store,
         fleet=runtime,
     )
-    port = free_tcp_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port("127.0.0.1", port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
+    with serve(app) as base:
+        yield base
+    engine.dispose()
 
 
 def overflow(page: Page) -> int:

@@ -5,14 +5,12 @@ receipt appears on the page without a reload; a text file is refused with a clea
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
 
@@ -25,8 +23,7 @@ from server.images.local import LocalImageStore, LocalImageStoreConfig
 from server.jobs.handlers import build_job_worker
 from server.jobs.settings import JobsSettings
 from server.settings import Settings
-from tests.browser.conftest import OWNER
-from tests.conftest import free_tcp_port, wait_for_port
+from tests.browser.conftest import OWNER, serve
 from tests.server.conftest import Db, make_tenant
 from tests.server.dashboard.seed import PASSWORD, add_user
 from tests.server.uploads.test_uploads import assert_read_as
@@ -51,20 +48,10 @@ def upload_site(tmp_path: Path) -> Iterator[str]:
     app = create_app(settings, engine=engine, images=store)
     worker = build_job_worker(settings, db.sessions, store)
     worker.start()
-    port = free_tcp_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port("127.0.0.1", port)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serve(app) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         worker.stop()
         engine.dispose()
 
