@@ -620,14 +620,15 @@ def report(results: list[Result], receipts: int, orgs: int, clients: int) -> boo
     floor = [r for r in results if r.endpoint in FLOOR_ENDPOINTS]
     ok = bool(floor) and all(r.pct(0.95) <= FLOOR_P95_MS and not r.errors for r in floor)
     full = receipts >= 1_000_000 and clients >= FLOOR_CLIENTS
-    verdict = "meets" if ok else "does NOT meet"
-    scope = (
-        "" if full else f" (at {receipts:,} receipts and {clients} clients, not the floor's size)"
-    )
-    print(
-        f"list and analytics {verdict} the floor of p95 <= {FLOOR_P95_MS:.0f} ms at "
-        f"{FLOOR_CLIENTS} clients over 1,000,000 receipts{scope}"
-    )
+    floor_text = f"p95 <= {FLOOR_P95_MS:.0f} ms at {FLOOR_CLIENTS} clients over 1,000,000 receipts"
+    if not full:  # a smaller run says how it compares, never that it meets the floor
+        within = "within" if ok else "over"
+        print(
+            f"list and analytics: p95 {within} {FLOOR_P95_MS:.0f} ms at {receipts:,} receipts "
+            f"and {clients} clients; the floor ({floor_text}) is judged only at that size"
+        )
+        return ok
+    print(f"list and analytics {'meet' if ok else 'do NOT meet'} the floor of {floor_text}")
     return ok
 
 
