@@ -54,6 +54,26 @@ class LiveSite:
     receipt_ids: list[str]
 
 
+#: The phone every mobile test uses: an iPhone-sized viewport in CSS pixels.
+PHONE_WIDTH = 390
+PHONE_HEIGHT = 844
+
+
+def phone_context(browser: Any) -> Any:
+    """A fresh browser context that looks like a phone (viewport, 2x pixels, touch)."""
+    return browser.new_context(
+        viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+
+
+def overflow(page: Any) -> int:
+    """How many CSS pixels the page is wider than the phone's screen (0 or less: it fits)."""
+    return int(page.evaluate("document.documentElement.scrollWidth")) - PHONE_WIDTH
+
+
 @pytest.fixture(scope="module")
 def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     tmp = tmp_path_factory.mktemp("browser")

@@ -8,8 +8,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, expect
 
-from tests.browser.conftest import LiveSite
-from tests.browser.test_dashboard import PHONE_WIDTH, overflow, sign_in
+from tests.browser.conftest import PHONE_WIDTH, LiveSite, overflow, phone_context
+from tests.browser.test_dashboard import sign_in
 
 
 def test_correct_a_total_and_see_the_month_change(
@@ -46,12 +46,7 @@ def test_correct_a_total_and_see_the_month_change(
 
 def test_phone_viewport_analytics(live_site: LiveSite, chromium: Any, artifacts: Path) -> None:
     browser: Browser = chromium
-    context = browser.new_context(
-        viewport={"width": PHONE_WIDTH, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    )
+    context = phone_context(browser)
     page = context.new_page()
     try:
         sign_in(page, live_site)

@@ -9,15 +9,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import OWNER, LiveSite
+from tests.browser.conftest import OWNER, LiveSite, overflow, phone_context
 from tests.server.dashboard.seed import PASSWORD
-
-PHONE_WIDTH = 390
-
-
-def overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the phone's screen (0 or less: it fits)."""
-    return int(page.evaluate("document.documentElement.scrollWidth")) - PHONE_WIDTH
 
 
 def sign_in(page: Page, site: LiveSite) -> None:
@@ -78,12 +71,7 @@ def test_find_a_receipt_correct_its_total_and_see_the_list_change(
 
 def test_phone_viewport_review_queue(live_site: LiveSite, chromium: Any, artifacts: Path) -> None:
     browser: Browser = chromium
-    context = browser.new_context(
-        viewport={"width": PHONE_WIDTH, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    )
+    context = phone_context(browser)
     page = context.new_page()
     try:
         sign_in(page, live_site)

@@ -23,12 +23,10 @@ from server.fleet.runtime import FleetRuntime
 from server.fleet.settings import FleetSettings
 from server.images.local import LocalImageStore, LocalImageStoreConfig
 from server.settings import Settings
-from tests.browser.conftest import OWNER, serve
+from tests.browser.conftest import OWNER, overflow, phone_context, serve
 from tests.server.conftest import Db, ingest, make_tenant
 from tests.server.dashboard.owner_site import heartbeat
 from tests.server.dashboard.seed import PASSWORD, add_user, ingest_receipts, standard_receipts
-
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +59,6 @@ def owner_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     engine.dispose()
 
 
-def overflow(page: Page) -> int:
-    """CSS pixels the page is wider than the phone (0 or less: it fits)."""
-    return int(page.evaluate("document.documentElement.scrollWidth")) - PHONE["width"]
-
-
 def sign_in(page: Page, base: str, path: str) -> None:
     page.goto(base + path)
     expect(page).to_have_url(re.compile(r"/app/login"))
@@ -77,7 +70,7 @@ def sign_in(page: Page, base: str, path: str) -> None:
 
 def test_scanners_on_a_phone(owner_live: str, chromium: Any, artifacts: Path) -> None:
     browser: Browser = chromium
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context = phone_context(browser)
     page = context.new_page()
     try:
         sign_in(page, owner_live, "/app/devices")
@@ -132,7 +125,7 @@ def test_export_the_filtered_list_as_csv(owner_live: str, chromium: Any, artifac
 
 def test_webhooks_page_flow(owner_live: str, chromium: Any, artifacts: Path) -> None:
     browser: Browser = chromium
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context = phone_context(browser)
     page = context.new_page()
     try:
         sign_in(page, owner_live, "/app/webhooks")

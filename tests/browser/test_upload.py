@@ -11,7 +11,7 @@ from typing import Any
 
 import cv2
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from pydantic import SecretStr
 
 from models.imageio import encode_image
@@ -23,12 +23,10 @@ from server.images.local import LocalImageStore, LocalImageStoreConfig
 from server.jobs.handlers import build_job_worker
 from server.jobs.settings import JobsSettings
 from server.settings import Settings
-from tests.browser.conftest import OWNER, serve
+from tests.browser.conftest import OWNER, overflow, phone_context, serve
 from tests.server.conftest import Db, make_tenant
 from tests.server.dashboard.seed import PASSWORD, add_user
 from tests.server.uploads.test_uploads import assert_read_as
-
-PHONE_WIDTH = 390
 
 
 @pytest.fixture
@@ -56,10 +54,6 @@ def upload_site(tmp_path: Path) -> Iterator[str]:
         engine.dispose()
 
 
-def overflow(page: Page) -> int:
-    return int(page.evaluate("document.documentElement.scrollWidth")) - PHONE_WIDTH
-
-
 def test_a_phone_uploads_a_photo_and_sees_it_read_without_a_reload(
     upload_site: str, chromium: Any, artifacts: Path, tmp_path: Path
 ) -> None:
@@ -72,12 +66,7 @@ def test_a_phone_uploads_a_photo_and_sees_it_read_without_a_reload(
     assert truth is not None
 
     browser: Browser = chromium
-    context = browser.new_context(
-        viewport={"width": PHONE_WIDTH, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    )
+    context = phone_context(browser)
     page = context.new_page()
     try:
         page.goto(upload_site + "/app/login")
