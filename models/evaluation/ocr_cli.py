@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -17,26 +18,28 @@ from models.ocr.tesseract import TesseractConfig
 
 logger = logging.getLogger(__name__)
 
-ENGINE_NAMES = ("litert", "tesseract")
+#: `litert-greedy` is the LiteRT engine without its language model (greedy CTC decoding).
+ENGINE_NAMES = ("litert", "litert-greedy", "tesseract")
 
 
 def _engine(name: str, model_dir: Path | None, threads: int) -> OcrEngine:
-    if name == "litert":
+    if name.startswith("litert"):
         # Recognition only: the crops come from the ground-truth boxes, no detector is needed.
-        return build_engine(
-            LiteRTConfig(model_dir=model_dir, require_detector=False), threads=threads
+        config = LiteRTConfig(
+            model_dir=model_dir, require_detector=False, language_model=name == "litert"
         )
+        return build_engine(config, threads=threads)
     return build_engine(TesseractConfig(), threads=threads)
 
 
 def _table(runs: list[EngineRun]) -> str:
-    head = f"{'engine':<10} {'version':<22} {'receipts':>8} {'lines':>6} {'CER %':>7} "
+    head = f"{'engine':<14} {'version':<22} {'receipts':>8} {'lines':>6} {'CER %':>7} "
     head += f"{'exact %':>8} {'s/receipt':>10}"
     rows = [head]
     for r in runs:
         s = r.summary()
         rows.append(
-            f"{r.engine:<10} {r.version[:22]:<22} {r.receipts:>8} {r.score.lines:>6} "
+            f"{r.engine:<14} {r.version[:22]:<22} {r.receipts:>8} {r.score.lines:>6} "
             f"{100 * r.score.cer:>7.2f} {100 * r.score.exact:>8.2f} "
             f"{float(s['seconds_per_receipt']):>10.3f}"
         )
@@ -52,7 +55,7 @@ def _table(runs: list[EngineRun]) -> str:
 )
 @click.option(
     "--engines",
-    default="litert,tesseract",
+    default="litert,litert-greedy,tesseract",
     show_default=True,
     help=f"Comma-separated engines to compare: {', '.join(ENGINE_NAMES)}.",
 )
@@ -108,11 +111,11 @@ def ocr_command(  # noqa: PLR0917
         cases = samples(data, ids)
     except (DatasetError, OSError, json.JSONDecodeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    built: list[OcrEngine] = []
+    built: list[tuple[str, OcrEngine]] = []
     unavailable: dict[str, str] = {}
     for name in names:
         try:
-            built.append(_engine(name, model_dir, threads))
+            built.append((name, _engine(name, model_dir, threads)))
         except EngineUnavailable as exc:
             unavailable[name] = str(exc)
             click.echo(f"{name}: unavailable: {exc}", err=True)
@@ -122,9 +125,9 @@ def ocr_command(  # noqa: PLR0917
     receipts: list[ReceiptCrops] = [receipt_crops(s) for s in cases]
     logger.info("cut %d receipts' crops in %.1f s", len(receipts), time.perf_counter() - start)
     runs = []
-    for engine in built:
-        logger.info("reading %d receipts with %s", len(receipts), engine.name)
-        runs.append(run_engine(engine, receipts, keep_worst=worst))
+    for name, engine in built:
+        logger.info("reading %d receipts with %s", len(receipts), name)
+        runs.append(replace(run_engine(engine, receipts, keep_worst=worst), engine=name))
     title = f"SROIE {split_name} split, {len(receipts)} receipts, ground-truth line boxes"
     if as_json:
         out = {

@@ -7,8 +7,9 @@ all crops with the recognizer; `recognize_crops` reads given crops (ground-truth
 
 Crops are scaled to the recognizer's height (32 px), grouped into buckets of similar width
 (padded right to a multiple of `bucket` pixels with their last column) and run `batch` at a
-time; each crop is decoded from its own time steps only (greedy CTC, class 0 the blank), with
-one confidence per character (its best step's probability).
+time; each crop is decoded from its own time steps only (`models.ocr.ctc`: greedy CTC, class 0
+the blank, and a prefix beam search with the folder's character language model for the lines the
+network is unsure of), with one confidence per character.
 
 Until a trained detector is in the folder, the engine refuses to start with
 `EngineUnavailable` unless `require_detector` is off (recognition of given crops only).
@@ -25,16 +26,19 @@ import numpy as np
 from pydantic import Field
 
 from models.litert import LiteRTModel, ManifestError, RuntimeUnavailable, load_manifest, load_model
+from models.litert.manifest import Manifest, verify_entry
 from models.litert.textmap import DEFAULT_GROWTH, Growth, boxes_from_map, prepare_page
 from models.ocr.base import EngineUnavailable, OcrError
 from models.ocr.config import EngineConfigBase
+from models.ocr.ctc import CharLM, LanguageModelError, LineDecoder
 from models.receipt import OcrLine
 from models.training.charset import Charset
-from models.training.metrics import greedy_decode
 
 logger = logging.getLogger(__name__)
 
 KEY = "litert"
+#: The language model's name in a model folder's manifest.
+LM_NAME = "language_model"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 #: Time steps per input column of the recognizer (its pooling).
 WIDTH_STRIDE = 4
@@ -68,6 +72,33 @@ class LiteRTConfig(EngineConfigBase):
     )
     detector_threshold: float = Field(default=0.5, gt=0, lt=1, title="Core probability threshold")
     detector_min_score: float = Field(default=0.6, gt=0, lt=1, title="Least mean core probability")
+    language_model: bool = Field(
+        default=True,
+        title="Use the language model",
+        description="Beam-search unsure lines with the folder's `language_model` entry, if any.",
+    )
+    lm_weight: float | None = Field(
+        default=None,
+        ge=0,
+        le=5,
+        title="Language model weight",
+        description="alpha of the beam search; unset: the value tuned with the model (manifest).",
+    )
+    lm_bonus: float | None = Field(
+        default=None,
+        ge=-5,
+        le=10,
+        title="Character bonus",
+        description="beta of the beam search; unset: the value tuned with the model (manifest).",
+    )
+    beam: int = Field(default=8, ge=1, le=64, title="Beam width", description="1: greedy only.")
+    beam_below: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        title="Search lines below this confidence",
+        description="A line is beam-searched when one of its characters is below this.",
+    )
 
 
 class LiteRTEngine:
@@ -112,6 +143,28 @@ class LiteRTEngine:
             float(det.input.get("box_end", defaults.end)) if det else defaults.end,
         )
         self.version = entry.version + (f"+det-{det.version}" if det else "")
+        self._decoder = self._make_decoder(folder, manifest)
+
+    def _make_decoder(self, folder: Path, manifest: Manifest) -> LineDecoder:
+        """The line decoder: with the folder's language model when it has one and it is wanted."""
+        cfg = self._config
+        lm_entry = manifest.models.get(LM_NAME)
+        if not cfg.language_model or lm_entry is None or cfg.beam <= 1:
+            return LineDecoder(self._charset)
+        try:
+            lm = CharLM.load(verify_entry(folder, lm_entry))
+        except (ManifestError, LanguageModelError) as exc:
+            raise EngineUnavailable(f"the LiteRT OCR engine cannot start: {exc}") from exc
+        tuned = lm_entry.input
+        self.version += f"+lm-{lm_entry.version}"
+        return LineDecoder(
+            self._charset,
+            lm,
+            alpha=cfg.lm_weight if cfg.lm_weight is not None else float(tuned.get("alpha", 0.5)),
+            beta=cfg.lm_bonus if cfg.lm_bonus is not None else float(tuned.get("beta", 1.0)),
+            beam=cfg.beam,
+            beam_below=cfg.beam_below,
+        )
 
     @property
     def timings_ms(self) -> dict[str, float]:
@@ -168,6 +221,18 @@ class LiteRTEngine:
     def _recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float]]]:
         """Text, line confidence (mean of its characters') and per-character confidences."""
         out: list[tuple[str, float, list[float]]] = [("", 0.0, [])] * len(crops)
+        for k, logits in enumerate(self.line_logits(crops)):
+            if logits is None:
+                continue
+            text, confs = self._decoder.decode(logits)
+            conf = float(np.mean(confs)) if confs else 0.0
+            out[k] = (text, conf, [round(c, 4) for c in confs])
+        return out
+
+    def line_logits(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:
+        """The recognizer's logits [T, C] of each crop (its own time steps only); None for a
+        crop too small to read."""
+        out: list[np.ndarray | None] = [None] * len(crops)
         scaled: dict[int, np.ndarray] = {}
         for k, crop in enumerate(crops):
             if crop.size == 0 or min(crop.shape[:2]) < 2:
@@ -190,9 +255,7 @@ class LiteRTEngine:
                     raise OcrError(f"the LiteRT recognizer failed: {exc}") from exc
                 for row, k in enumerate(chunk):
                     steps = -(-scaled[k].shape[1] // WIDTH_STRIDE)
-                    text, confs = greedy_decode(logits[row, :steps], self._charset)
-                    conf = float(np.mean(confs)) if confs else 0.0
-                    out[k] = (text, conf, [round(c, 4) for c in confs])
+                    out[k] = np.asarray(logits[row, :steps], np.float32)
         return out
 
     def _to_input(self, crop: np.ndarray) -> np.ndarray:
