@@ -93,7 +93,7 @@ def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = No
     span = max(height - (0.0 if image_size else top), 1.0)
     heights = sorted(max(r[4] - r[2], 1.0) for r in raw)
     median = heights[len(heights) // 2] if heights else 1.0
-    ordered = sorted(raw, key=lambda r: ((r[2] + r[4]) / 2, r[1]))
+    ordered = _reading_order(raw)
     out = [
         Line(
             id=ocr.id,
@@ -116,6 +116,29 @@ def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = No
         median_height=median,
         rows=_rows(out),
     )
+
+
+def _reading_order(
+    raw: list[tuple[OcrLine, float, float, float, float]],
+) -> list[tuple[OcrLine, float, float, float, float]]:
+    """Boxes (line, x0, y0, x1, y1) row by row from the top, each row left to right.
+
+    Sorting by centre alone puts the right half of a printed row first whenever its box sits a
+    pixel higher, which a detector's boxes often do ('BANDAR BARU PERMAS JAYA' before 'NO.1,
+    JALAN PERMAS 10/5,' on the same row); so boxes are first grouped into rows, a box joining the
+    row when each of the two boxes' vertical centre lies within the other (a small word over
+    the top of a big logo word is a row of its own).
+    """
+    rows: list[list[tuple[OcrLine, float, float, float, float]]] = []
+    for box in sorted(raw, key=lambda r: ((r[2] + r[4]) / 2, r[1])):
+        if rows:
+            first = rows[-1][0]
+            cy_first, cy_box = (first[2] + first[4]) / 2, (box[2] + box[4]) / 2
+            if box[2] <= cy_first <= box[4] and first[2] <= cy_box <= first[4]:
+                rows[-1].append(box)
+                continue
+        rows.append([box])
+    return [box for row in rows for box in sorted(row, key=lambda r: r[1])]
 
 
 def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:

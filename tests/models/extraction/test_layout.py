@@ -1,0 +1,44 @@
+"""Reading order of OCR boxes: rows from the top, each left to right."""
+
+from __future__ import annotations
+
+from models.extraction import extract_fields
+from models.extraction.layout import build_page
+from models.receipt import OcrLine
+
+
+def line(i: int, text: str, x0: float, y0: float, x1: float, y1: float) -> OcrLine:
+    return OcrLine(id=i, text=text, box=((x0, y0), (x1, y0), (x1, y1), (x0, y1)), confidence=0.9)
+
+
+def test_pieces_of_a_row_read_left_to_right_even_when_the_right_one_sits_higher():
+    boxes = [
+        line(0, "NO.1, JALAN PERMAS 10/5,", 374, 274, 582, 298),
+        line(1, "BANDAR BARU PERMAS JAYA", 578, 275, 785, 294),  # centre 1.5 px higher
+        line(2, "81750 JOHOR BAHRU, JOHOR.", 389, 299, 786, 321),
+    ]
+    page = build_page(boxes)
+    assert [ln.id for ln in page.lines] == [0, 1, 2]
+    assert [ln.order for ln in page.lines] == [0, 1, 2]
+
+
+def test_a_small_word_over_the_top_of_a_big_logo_word_is_its_own_row():
+    boxes = [
+        line(0, "THE", 284, 128, 333, 153),
+        line(1, "ROTI", 190, 136, 415, 212),
+        line(2, "MAN", 192, 211, 416, 258),
+    ]
+    assert [ln.text for ln in build_page(boxes).lines] == ["THE", "ROTI", "MAN"]
+
+
+def test_the_address_of_a_split_row_comes_out_in_printed_order():
+    boxes = [
+        line(0, "MOONLIGHT CAKE HOUSE SDN BHD", 425, 234, 744, 253),
+        line(1, "NO.1, JALAN PERMAS 10/5,", 374, 274, 582, 298),
+        line(2, "BANDAR BARU PERMAS JAYA", 578, 275, 785, 294),
+        line(3, "81750 JOHOR BAHRU, JOHOR.", 389, 299, 786, 321),
+        line(4, "TOTAL 12.00", 380, 500, 780, 520),
+    ]
+    fields = extract_fields(boxes).fields
+    assert fields.address is not None
+    assert fields.address.value.startswith("NO.1, JALAN PERMAS 10/5, BANDAR BARU PERMAS JAYA")
