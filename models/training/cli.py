@@ -53,6 +53,16 @@ _INIT_OPTION = click.option(
 )
 
 
+_INIT_TFLITE_OPTION = click.option(
+    "--init-tflite",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start a new run from a published .tflite (e.g. models/artifacts/recognizer_int8.tflite: "
+    "its weights, batch norms calibrated on training batches) with a fresh optimizer; ignored "
+    "when the run folder already has checkpoints, so the same command resumes.",
+)
+
+
 @train.command()
 @click.option(
     "--out",
@@ -80,6 +90,7 @@ _INIT_OPTION = click.option(
 )
 @_SCHEDULE_OPTION
 @_INIT_OPTION
+@_INIT_TFLITE_OPTION
 @click.option(
     "--resume/--no-resume",
     default=True,
@@ -105,11 +116,14 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
     batch_size: int | None,
     schedule_epochs: int | None,
     init_weights: Path | None,
+    init_tflite: Path | None,
     resume: bool,
     do_export: bool,
     export_only: bool,
 ) -> None:
     """Train the line recognizer (CTC) on synthetic lines + SROIE train crops."""
+    if init_weights and init_tflite:
+        raise click.UsageError("--init-weights and --init-tflite exclude each other")
     _tensorflow_or_explain()
     from dataclasses import replace
 
@@ -129,6 +143,14 @@ def recognizer(  # noqa: PLR0917 (click passes options positionally)
     if init_weights and fresh:
         trainer.model.load_weights(str(init_weights))
         logger.info("new run %s starts from %s", run_dir, init_weights)
+    if init_tflite and fresh and not export_only:
+        from models.training.from_tflite import TfliteMismatch
+
+        try:
+            trainer.warm_start(init_tflite)
+        except TfliteMismatch as exc:
+            raise click.ClickException(str(exc)) from exc
+        logger.info("new run %s starts from %s", run_dir, init_tflite)
     import tensorflow as tf
 
     logger.info("devices: %s", [d.name for d in tf.config.list_physical_devices()])
@@ -287,4 +309,74 @@ def publish(name: str, run_dir: Path, folder: Path, precision: str, version: str
     entry = manifest.models[name]
     click.echo(
         f"{folder / entry.file}: {name} {entry.version}, {entry.bytes} bytes, {entry.sha256}"
+    )
+
+
+@train.command("lm")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The SROIE-layout folder (../shared/datasets/sroie-train); only train ids are read.",
+)
+@click.option(
+    "--to",
+    "folder",
+    default=str(Path(__file__).resolve().parents[1] / "artifacts"),
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Model folder whose recognizer the model is tuned for; charlm.json.gz and its "
+    "manifest entry are written there.",
+)
+@click.option("--order", default=5, show_default=True, type=click.IntRange(2, 10))
+@click.option(
+    "--synth-receipts",
+    default=3000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Synthetic receipts whose rows join the text.",
+)
+@click.option("--alphas", default="0.2,0.3,0.4,0.5", show_default=True, help="Weights to try.")
+@click.option("--betas", default="0.5,1.0,1.5", show_default=True, help="Bonuses to try.")
+@click.option("--version", default=None, help="Version string (default: now).")
+def lm_command(  # noqa: PLR0917 (click passes options positionally)
+    data: Path,
+    folder: Path,
+    order: int,
+    synth_receipts: int,
+    alphas: str,
+    betas: str,
+    version: str | None,
+) -> None:
+    """Build the recognizer's character language model, tune it on dev, publish it (no TF)."""
+    from models.evaluation.sroie import DatasetError
+    from models.litert.manifest import ManifestError
+    from models.ocr.base import EngineUnavailable
+    from models.training.lm import build_and_publish
+
+    try:
+        grid = (
+            [float(a) for a in alphas.split(",") if a.strip()],
+            [float(b) for b in betas.split(",") if b.strip()],
+        )
+    except ValueError as exc:
+        raise click.BadParameter(f"numbers separated by commas: {exc}") from exc
+    try:
+        entry = build_and_publish(
+            data,
+            folder,
+            order=order,
+            synth_receipts=synth_receipts,
+            alphas=grid[0],
+            betas=grid[1],
+            version=version,
+        )
+    except (DatasetError, ManifestError, EngineUnavailable, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    m = entry.metrics
+    click.echo(
+        f"{folder / entry.file}: language_model {entry.version}, {entry.bytes} bytes; "
+        f"alpha {entry.input['alpha']} beta {entry.input['beta']}; dev CER "
+        f"{m['dev_greedy']['cer']:.4f} -> {m['dev_beam']['cer']:.4f}, exact "
+        f"{m['dev_greedy']['exact']:.4f} -> {m['dev_beam']['exact']:.4f}"
     )

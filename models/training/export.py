@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.training.data import make_batch, sroie_crops
+from models.training.from_tflite import tflite_runner
 from models.training.recognizer import Trainer, predict, score
 
 logger = logging.getLogger(__name__)
@@ -23,25 +24,7 @@ logger = logging.getLogger(__name__)
 
 def _interpreter(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """A function running one .tflite on one input, resizing the input to its width (1 thread)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        Interpreter = tf.lite.Interpreter
-    interp = Interpreter(model_path=str(path), num_threads=1)
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-    shape: list[Any] = [None]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        if shape[0] != x.shape:
-            interp.resize_tensor_input(inp["index"], list(x.shape))
-            interp.allocate_tensors()
-            shape[0] = x.shape
-        interp.set_tensor(inp["index"], x.astype(np.float32))
-        interp.invoke()
-        return np.asarray(interp.get_tensor(out["index"]))
-
-    return run
+    return tflite_runner(path)
 
 
 def export_tflite(

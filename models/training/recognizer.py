@@ -31,11 +31,21 @@ from models.training.data import (
     sroie_crops,
     training_batches,
 )
+from models.training.from_tflite import (
+    TfliteMismatch,
+    init_from_tflite,
+    published_entry,
+    tflite_runner,
+)
 from models.training.metrics import cer, greedy_decode
 
 logger = logging.getLogger(__name__)
 
 SYNTH_VAL_SEED = 10**12
+#: A warm start must read at least this share of the dev lines as the .tflite does, and score
+#: a dev CER at most this much above it (int8 activations account for a few lines, not more).
+WARM_SAME_TEXT = 0.85
+WARM_CER_SLACK = 0.005
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,56 @@ class Trainer:
             lambda x: self.model(x, training=False).numpy(), lines, self.charset, batch=32
         )
         return score(predictions, [t for _, t in lines], case_insensitive)
+
+    def warm_start(self, tflite: Path, calibration_batches: int = 8) -> dict[str, float]:
+        """Start this new run from a published recognizer .tflite instead of from zero.
+
+        The weights come from the .tflite (`models.training.from_tflite`); its batch norms are
+        calibrated on a few training batches (SROIE train crops + synthetic lines, never dev or
+        val). The initialized model and the .tflite are then both scored on the dev lines: the
+        warm start must reproduce the published model, else TfliteMismatch. It becomes the
+        run's best weights so far. Returns the figures.
+        """
+        entry = published_entry(tflite)
+        if entry and entry.get("charset") not in {None, self.cfg.charset}:
+            raise TfliteMismatch(f"{tflite} was trained with another charset than this run's")
+        real = sroie_crops(self.train_ids[:40], self.charset, self.cfg.height, self.sroie_root)
+        batches = training_batches(
+            real,
+            self.charset,
+            self.cfg.batch_size,
+            seed=0,
+            height=self.cfg.height,
+            real_share=self.cfg.real_share,
+            forbidden_ids=frozenset(self.split["val"]) | frozenset(self.dev_ids),
+        )
+        init_from_tflite(
+            self.model, tflite, (next(batches).images for _ in range(calibration_batches))
+        )
+        dev = self.validation_sets()["sroie_dev"]
+        truths = [t for _, t in dev]
+        ours = predict(lambda x: self.model(x, training=False).numpy(), dev, self.charset, 32)
+        theirs = predict(tflite_runner(tflite), dev, self.charset)
+        init_cer = score(ours, truths, case_insensitive=True)["cer"]
+        figures = {
+            "init_dev_cer": init_cer,
+            "tflite_dev_cer": score(theirs, truths, case_insensitive=True)["cer"],
+            "same_text": float(np.mean([a == b for a, b in zip(ours, theirs, strict=True)]))
+            if dev
+            else 1.0,
+        }
+        logger.info("warm start from %s: %s", tflite, figures)
+        # int8 activations make the .tflite differ a little from its float reading; a wrong
+        # mapping differs on most lines.
+        if figures["same_text"] < WARM_SAME_TEXT or figures["init_dev_cer"] > (
+            figures["tflite_dev_cer"] + WARM_CER_SLACK
+        ):
+            raise TfliteMismatch(f"the model initialized from {tflite} does not reproduce it")
+        # The starting point is the run's first candidate: an epoch must beat the published
+        # model on dev to become best.weights.h5 (the first epochs after a restart are worse).
+        self.best_cer.assign(init_cer)
+        self.model.save_weights(str(self.run_dir / "best.weights.h5"))
+        return figures
 
     def fit(self, epochs: int) -> None:
         """Train until `epochs` epochs are done in this folder; checkpoint and log after each."""

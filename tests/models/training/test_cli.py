@@ -21,6 +21,16 @@ def test_without_tensorflow_says_how_to_get_it(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_init_weights_and_init_tflite_exclude_each_other(tmp_path):
+    weights, tflite = tmp_path / "best.weights.h5", tmp_path / "recognizer_int8.tflite"
+    weights.write_bytes(b"")
+    tflite.write_bytes(b"")
+    args = ["--init-weights", str(weights), "--init-tflite", str(tflite)]
+    result = CliRunner().invoke(train, ["recognizer", "--out", str(tmp_path / "run"), *args])
+    assert result.exit_code == 2 and "exclude each other" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 # Keras' HDF5 writer hands TF variables to numpy 2 without `copy=`: a third-party deprecation.
 @pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -29,7 +39,7 @@ def test_tiny_run_resumes_and_exports(tmp_path):
     from models.training.export import export_and_evaluate
     from models.training.recognizer import RecognizerConfig, Trainer
 
-    cfg = RecognizerConfig(steps_per_epoch=2, batch_size=4, val_real_lines=10, val_synth_lines=10)
+    cfg = RecognizerConfig(steps_per_epoch=2, batch_size=4, dev_real_lines=10, val_synth_lines=10)
     run = tmp_path / "run"
     Trainer(run, cfg).fit(1)
     again = Trainer(run, cfg)
