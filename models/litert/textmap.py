@@ -249,3 +249,33 @@ def match_boxes(
             used_p.add(i)
             used_t.add(j)
     return DetectionScore(len(used_p), len(predicted), len(truth))
+
+
+def merge_row_pieces(boxes: list[TextBox], gap: float) -> list[TextBox]:
+    """Boxes in reading order with neighbours on one row joined when the space between them is
+    under `gap` times their mean height and their heights agree within a factor 1.5.
+
+    The detector's cores break at wide letter spacing and in big header fonts ('AIK HUAT' |
+    'HARDWARE' | 'ENTERPRISE'); read as one line, the pieces give the recognizer and its language
+    model the context of their neighbours. Columns (a description and its price) stay apart
+    because their gap is many heights wide. `gap` 0 joins nothing.
+    """
+    if gap <= 0 or not boxes:
+        return boxes
+    out: list[TextBox] = []
+    for b in boxes:
+        if out:
+            a = out[-1]
+            (ax0, ay0), _, (ax1, ay1), _ = a.quad
+            (bx0, by0), _, (bx1, by1), _ = b.quad
+            ha, hb = ay1 - ay0, by1 - by0
+            same_row = by0 <= (ay0 + ay1) / 2 <= by1 and ay0 <= (by0 + by1) / 2 <= ay1
+            similar = max(ha, hb) <= 1.5 * max(min(ha, hb), 1e-6)
+            if same_row and similar and bx0 - ax1 < gap * (ha + hb) / 2 and bx0 > ax0:
+                x0, y0, x1, y1 = ax0, min(ay0, by0), max(ax1, bx1), max(ay1, by1)
+                wa, wb = ax1 - ax0, bx1 - bx0
+                score = (a.score * wa + b.score * wb) / max(wa + wb, 1e-6)
+                out[-1] = TextBox(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), score)
+                continue
+        out.append(b)
+    return out

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.litert.textmap import DEFAULT_GROWTH, Growth, boxes_from_map, calibrate_growth
+from models.litert.textmap import (
+    DEFAULT_GROWTH,
+    Growth,
+    TextBox,
+    boxes_from_map,
+    calibrate_growth,
+    merge_row_pieces,
+)
 
 TRUTH = [(20.0, 10.0, 180.0, 30.0), (20.0, 50.0, 120.0, 70.0)]  # two 20 px lines
 
@@ -44,3 +51,26 @@ def test_no_matching_core_keeps_the_default_and_scale_is_applied():
     half = calibrate_growth([(prob, 2.0, [tuple(v / 2 for v in b) for b in TRUTH])])
     assert half.height == pytest.approx(calibrate_growth([(prob, 1.0, TRUTH)]).height)
     assert isinstance(half, Growth)
+
+
+def _box(x0: float, y0: float, x1: float, y1: float, score: float = 0.9) -> TextBox:
+    return TextBox(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), score)
+
+
+def test_close_pieces_of_a_row_are_joined_and_columns_are_not():
+    boxes = [
+        _box(77, 203, 277, 229),  # 'AIK HUAT'
+        _box(284, 202, 500, 228),  # 'HARDWARE', 7 px on: joined
+        _box(83, 300, 300, 320),  # an item ...
+        _box(600, 301, 680, 321),  # ... and its price, 15 heights on: apart
+        _box(690, 290, 760, 340),  # twice as tall: apart
+    ]
+    merged = merge_row_pieces(boxes, 0.5)
+    assert [(*b.quad[0], *b.quad[2]) for b in merged] == [
+        (77, 202, 500, 229),
+        (83, 300, 300, 320),
+        (600, 301, 680, 321),
+        (690, 290, 760, 340),
+    ]
+    assert merged[0].score == pytest.approx(0.9)
+    assert merge_row_pieces(boxes, 0) == boxes

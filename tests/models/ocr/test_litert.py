@@ -67,7 +67,8 @@ def test_a_missing_folder_or_tampered_model_makes_it_unavailable(tmp_path):
 def test_read_lines_detects_then_reads_each_line_in_reading_order(tmp_path):
     folder = make_folder(tmp_path / "models")
     make_folder(folder, "tiny_core_int8.tflite", name="detector")
-    engine = build_engine(LiteRTConfig(model_dir=folder))
+    # pieces of a row stay apart (merge_gap 0) so the order of the two can be checked
+    engine = build_engine(LiteRTConfig(model_dir=folder, merge_gap=0))
     page = np.full((300, 384, 3), 255, np.uint8)  # 384 wide: the detector's scale is 1
     page[100:116, 320:360] = 0  # second row, right segment
     page[40:56, 40:200] = 0  # first row
