@@ -27,6 +27,36 @@ def to_height(gray: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(gray, (width, height), interpolation=interp)
 
 
+#: Share of lines printed by a dot-matrix (impact) printer: many shop tills in SROIE are, and
+#: their faded dots were the recognizer's worst lines (big header fonts read as 'HARUWAKE').
+DOT_MATRIX_SHARE = 0.15
+
+
+def dot_matrix(ink: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
+    """Ink in [0, 1] re-printed as round dots on a grid (an impact printer's needles): each
+    `pitch`-pixel cell with enough ink in it becomes one dot, so thin strokes keep their dots."""
+    pitch = max(2, round(size / rng.uniform(7.0, 10.0)))
+    radius = pitch * rng.uniform(0.35, 0.5)
+    yy, xx = np.mgrid[0:pitch, 0:pitch] + 0.5 - pitch / 2
+    dot = np.clip(radius + 0.5 - np.hypot(yy, xx), 0.0, 1.0).astype(np.float32)
+    rows, cols = ink.shape[0] // pitch, ink.shape[1] // pitch
+    cells = ink[: rows * pitch, : cols * pitch].reshape(rows, pitch, cols, pitch)
+    inked = (cells.mean(axis=(1, 3)) > rng.uniform(0.2, 0.35)).astype(np.float32)
+    out = np.zeros_like(ink)
+    out[: rows * pitch, : cols * pitch] = np.kron(inked, dot)
+    return out
+
+
+def _print(ink: np.ndarray, thermal: bool, size: int, rng: random.Random) -> np.ndarray:
+    """How the printer lays the ink down: a thermal head's hard edges, an impact printer's
+    dots, or the font as drawn."""
+    if thermal and rng.random() < 0.25:
+        return (ink > rng.uniform(0.35, 0.6)).astype(np.float32)
+    if rng.random() < DOT_MATRIX_SHARE:
+        return dot_matrix(ink, size, rng)
+    return ink
+
+
 def generate_line(seed: int, height: int = 32, text: str | None = None) -> tuple[np.ndarray, str]:
     """A grey uint8 crop of one text line, `height` pixels high, and its text (in the charset)."""
     rng, np_rng = random.Random(seed * 7919 + 3), np.random.default_rng([seed, 3])
@@ -68,9 +98,7 @@ def generate_line(seed: int, height: int = 32, text: str | None = None) -> tuple
                     fill=255,
                     anchor="ls",
                 )
-    ink = np.asarray(img, np.float32) / 255.0
-    if face.thermal and rng.random() < 0.25:
-        ink = (ink > rng.uniform(0.35, 0.6)).astype(np.float32)
+    ink = _print(np.asarray(img, np.float32) / 255.0, face.thermal, size, rng)
     angle = rng.gauss(0, 1.2)
     shear = rng.gauss(0, 0.08)
     cx, cy = ink.shape[1] / 2, ink.shape[0] / 2
