@@ -3,8 +3,10 @@
 Reads the first N receipts of the SROIE validation split (``--limit``) through the full
 pipeline (find, rectify, quality, OCR, extract) once per engine, one thread each, and prints
 the median and p95 milliseconds per receipt, the median per stage, lines found, the ratio of
-the medians, and the model files' size. Floor from the models issue: a whole read in 300 ms
-(on the scanner's CPU; this machine's figure is printed, not asserted).
+the medians, the model files' size and each engine's peak RSS: every engine runs in its own
+child process, so its figure is its own (after its first receipt, and after all of them).
+Floor from the models issue: a whole read in 300 ms and 250 MB (on the scanner's CPU; this
+machine's figures are printed, not asserted).
 
 Run: ``python -m tests.benchmarks.bench_read --limit 40`` or
 ``pytest -m benchmark tests/benchmarks/bench_read.py -s`` (RM_BENCH_RECEIPTS sets N).
@@ -13,6 +15,7 @@ Run: ``python -m tests.benchmarks.bench_read --limit 40`` or
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import statistics
@@ -37,11 +40,16 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure(engine: str, images: list[Path]) -> dict[str, float]:
-    """Median/p95 ms per receipt and median ms per stage for one engine over the images."""
+    """Median/p95 ms per receipt, median ms per stage and peak RSS for one engine."""
     ocr = LiteRTConfig() if engine == "litert" else TesseractConfig()
     pipeline = build_pipeline(PipelineConfig(ocr=ocr, threads=1))
     pipeline.read(load_image(images[0]))  # warm-up: first call allocates
+    first_mb = _peak_mb()
     totals: list[float] = []
     stages: dict[str, list[float]] = {}
     lines = 0
@@ -57,6 +65,8 @@ def measure(engine: str, images: list[Path]) -> dict[str, float]:
         "median_ms": statistics.median(totals),
         "p95_ms": _percentile(totals, 0.95),
         "lines_per_receipt": lines / len(images),
+        "rss_first_mb": first_mb,
+        "rss_peak_mb": _peak_mb(),
     }
     out |= {f"{k}_ms": statistics.median(v) for k, v in stages.items() if k != "total"}
     return out
@@ -66,11 +76,13 @@ def run(limit: int) -> dict[str, dict[str, float]]:
     ids = load_split()["val"][:limit]
     images = [SROIE / "img" / f"{rid}.jpg" for rid in ids]
     results: dict[str, dict[str, float]] = {}
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: its own peak RSS
     for engine in ("litert", "tesseract"):
-        try:
-            results[engine] = measure(engine, images)
-        except EngineUnavailable as exc:
-            print(f"{engine}: unavailable ({exc})")
+        with context.Pool(1) as pool:
+            try:
+                results[engine] = pool.apply(measure, (engine, images))
+            except EngineUnavailable as exc:
+                print(f"{engine}: unavailable ({exc})")
     print(f"\nwhole read of {len(images)} SROIE val receipts, 1 thread, this machine:")
     stages = sorted({k for r in results.values() for k in r if k.endswith("_ms")})
     print(f"{'engine':<10}" + "".join(f"{s:>14}" for s in stages))
@@ -83,7 +95,11 @@ def run(limit: int) -> dict[str, dict[str, float]]:
     manifest = load_manifest(ARTIFACTS)
     size = sum((ARTIFACTS / e.file).stat().st_size for e in manifest.models.values())
     print(f"model files: {size / 1e6:.2f} MB ({', '.join(sorted(manifest.models))})")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    for engine, r in results.items():
+        print(
+            f"{engine} peak RSS: {r['rss_first_mb']:.0f} MB after one receipt, "
+            f"{r['rss_peak_mb']:.0f} MB after {len(images)}"
+        )
     return results
 
 

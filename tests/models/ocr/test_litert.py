@@ -7,6 +7,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from models.ocr import EngineUnavailable, LiteRTConfig, OcrEngine, OcrEngineConfig, build_engine
+from models.ocr.litert import LiteRTEngine
 from tests.models.litert.conftest import make_folder
 
 
@@ -84,3 +85,24 @@ def test_read_lines_detects_then_reads_each_line_in_reading_order(tmp_path):
     assert lines[1].box[0][1] == pytest.approx(92, abs=1.5)
     assert all(ln.char_confidences and len(ln.char_confidences) == 1 for ln in lines)
     assert engine.read_lines(np.full((200, 384, 3), 255, np.uint8)) == []
+
+
+def test_a_tall_page_read_in_strips_gives_the_whole_pages_core_map(tmp_path):
+    folder = make_folder(tmp_path / "models")
+    make_folder(folder, "tiny_core_int8.tflite", name="detector")
+    page = np.ones((448, 384), np.float32)
+    rng = np.random.default_rng(5)
+    for top in range(8, 430, 22):  # a text line every 22 rows, some across strip cuts
+        left = int(rng.integers(0, 200))
+        page[top : top + 12, left : left + int(rng.integers(40, 180))] = 0.0
+    whole = build_engine(LiteRTConfig(model_dir=folder, detector_rows=448))
+    strips = build_engine(LiteRTConfig(model_dir=folder, detector_rows=128, detector_context=32))
+    assert isinstance(whole, LiteRTEngine) and isinstance(strips, LiteRTEngine)
+    expected = whole._core_map(page)
+    got = strips._core_map(page)
+    assert got.shape == expected.shape == page.shape
+    # the fixture detector sees only a few pixels around each one, well inside the overlap
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert expected.max() > 0.5  # the map is not empty
+    short = np.ones((100, 384), np.float32)  # shorter than a strip: padded, then cut back
+    assert strips._core_map(short).shape == (100, 384)
