@@ -94,6 +94,27 @@ class IngestSettings(_Group):
         return None if v == "" else v
 
 
+class ApiSettings(_Group):
+    """The API process: its database pool and its credential cache (server.api.credentials)."""
+
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections each API process keeps open (plus up to 10 opened "
+        "for one use under a burst); about the requests it serves at once. Keep "
+        "processes x (size + 10) under the server's max_connections.",
+    )
+    credential_cache_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="Seconds a resolved API credential is reused without asking the database; "
+        "a revocation or plan change made through another process takes effect within it. "
+        "0: off.",
+    )
+
+
 class ObservabilitySettings(_Group):
     """Logs and metrics (server.observability)."""
 
@@ -129,6 +150,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg2://user@host/db.",
     )
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     image_store: Annotated[ImageStoreConfig, Field(discriminator="type")] = Field(

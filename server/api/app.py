@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from server.analytics.endpoints import router as analytics_router
 from server.api.auth import ApiGuard
+from server.api.credentials import CredentialCache
 from server.api.errors import install_error_handlers
 from server.api.health import router as health_router
 from server.api.ratelimit import RateLimiter
@@ -41,7 +42,7 @@ def create_app(
         version="1",
         description="Receipts read by the scanners of your organisation.",
     )
-    engine = engine or create_db_engine(settings.database_url)
+    engine = engine or create_db_engine(settings.database_url, pool_size=settings.api.db_pool_size)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
@@ -51,7 +52,13 @@ def create_app(
     metrics = app.state.metrics = ApiMetrics(engine, app.state.sessions)
     # credentials, read-only scope, rate limits (inside the metrics, which count its 429s)
     app.state.rate_limiter = RateLimiter()
-    app.add_middleware(ApiGuard, settings=settings.rate_limits, limiter=app.state.rate_limiter)
+    app.state.credentials = CredentialCache(settings.api.credential_cache_s)
+    app.add_middleware(
+        ApiGuard,
+        settings=settings.rate_limits,
+        limiter=app.state.rate_limiter,
+        credentials=app.state.credentials,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(health_router)

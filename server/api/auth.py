@@ -5,7 +5,9 @@ One bearer mechanism, the `api_tokens` table: operator-issued tokens (``kind = t
 (``kind = key``, `server.api_keys`). Only SHA-256 hashes are stored.
 
 `ApiGuard` (ASGI middleware, every path under ``/api/v1`` that carries a bearer credential):
-1. resolves the credential once (and notes its last use, at most once a minute);
+1. resolves the credential once (and notes its last use, at most once a minute), from the
+   process's `CredentialCache` (`server.api.credentials`: seconds old at most, emptied by
+   every write this process serves) or else from the database;
 2. refuses a write (any method but GET, HEAD, OPTIONS) by a ``read`` key: 403
    ``read_only_key`` -- here, not in each route, so a new write route is covered by itself;
 3. takes one request from the credential's token bucket (`server.api.ratelimit`): 429
@@ -21,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +38,9 @@ from server.db.base import utcnow
 from server.db.models import ApiToken, Organization
 from server.organizations.service import hash_token
 from server.plans.catalog import Plan, least_plan_with_api_access, plan_of
+
+if TYPE_CHECKING:
+    from server.api.credentials import CredentialCache
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/v1"
@@ -59,6 +64,7 @@ class Principal:
     name: str
     credential_id: uuid.UUID | None = None  # api_tokens.id
     user_id: uuid.UUID | None = None
+    expires_at: dt.datetime | None = None  # the credential's expiry (API keys may have one)
 
     @property
     def read_only(self) -> bool:
@@ -111,6 +117,7 @@ def resolve_bearer(session: Session, secret: str, now: dt.datetime) -> Principal
         scope="read" if token.scope == "read" else "read-write",
         name=token.name,
         credential_id=token.id,
+        expires_at=token.expires_at,
     )
 
 
@@ -128,14 +135,37 @@ def _bearer_of(scope: Scope) -> str | None:
 class ApiGuard:
     """Credential, scope and rate limit of every `/api/v1` request that carries a bearer."""
 
-    def __init__(self, app: ASGIApp, settings: RateLimitSettings, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: RateLimitSettings,
+        limiter: RateLimiter,
+        credentials: CredentialCache,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.limiter = limiter
+        self.credentials = credentials
 
-    def _authenticate(self, sessions: sessionmaker[Session], secret: str) -> Principal | ApiError:
+    def _authenticate(
+        self, sessions: sessionmaker[Session], secret: str, token_hash: str, generation: int
+    ) -> Principal | ApiError:
         with sessions.begin() as session:
-            return resolve_bearer(session, secret, utcnow())
+            found = resolve_bearer(session, secret, utcnow())
+        if isinstance(found, Principal):  # committed: its last use is noted
+            self.credentials.put(token_hash, found, found.expires_at, generation)
+        return found
+
+    async def _resolve(self, app_state: Any, secret: str) -> Principal | ApiError:
+        """From the cache (no thread, no connection) or else from the database."""
+        token_hash = hash_token(secret)
+        cached = self.credentials.get(token_hash, utcnow())
+        if cached is not None:
+            return cached
+        generation = self.credentials.generation  # read before the lookup (see `put`)
+        return await run_in_threadpool(
+            self._authenticate, app_state.sessions, secret, token_hash, generation
+        )
 
     def _bucket(self, principal: Principal) -> Bucket | None:
         if not self.settings.enabled:
@@ -145,12 +175,21 @@ class ApiGuard:
         return self.settings.operator_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in READ_METHODS:
+            try:
+                await self._guard(scope, receive, send)
+            finally:  # committed by now: it may have revoked a key or changed a plan or role
+                self.credentials.invalidate()
+            return
+        await self._guard(scope, receive, send)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         secret = _bearer_of(scope) if scope["type"] == "http" else None
         if secret is None or not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         app_state = scope["app"].state
-        found = await run_in_threadpool(self._authenticate, app_state.sessions, secret)
+        found = await self._resolve(app_state, secret)
         scope.setdefault("state", {})["auth"] = found
         if not isinstance(found, Principal):
             await self.app(scope, receive, send)  # the route's dependency answers

@@ -21,7 +21,7 @@ from server.accounts.roles import Role
 from server.accounts.service import session_user
 from server.accounts.tokens import same
 from server.api.auth import READ_METHODS, Principal
-from server.api.deps import DbSession, _bearer, current_principal
+from server.api.deps import DbSession, _bearer, principal_of
 from server.api.errors import ApiError
 from server.dashboard.deps import SESSION_COOKIE
 from server.plans.catalog import plan_of
@@ -35,7 +35,7 @@ def _caller(
     request: Request, session: DbSession, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     if credentials is not None:
-        principal = current_principal(request, session, credentials)
+        principal = principal_of(request, session, credentials)
         if principal.kind == "key":
             raise ApiError(
                 403,

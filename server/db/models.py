@@ -119,7 +119,8 @@ class Receipt(Base):
         # One scanner's list (a device belongs to one organisation), and the device's cascade.
         Index("ix_receipts_device_captured", "device_id", "captured_at", "id"),
         # Date filters and analytics; on PostgreSQL it covers what analytics sums and filters
-        # on, so a year of an organisation's spend is an index-only scan (no heap reads).
+        # on, so a year of an organisation's spend is an index-only scan (no heap reads), and
+        # a date range's list page (captured_at, id) is picked from it before reading rows.
         Index(
             "ix_receipts_org_effective_date",
             "organization_id",
@@ -133,6 +134,7 @@ class Receipt(Base):
                 "device_id",
                 "duplicate_of",
                 "held_at",
+                "captured_at",  # a date range's page of the list, from the index (0011)
             ],
         ),
         # Monthly quota counts (server.plans.repository.counted_since): admitted this month...

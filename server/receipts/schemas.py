@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from server.accounts.models import ReceiptCorrection
-from server.receipts.repository import ReceiptRecord
+from server.receipts.repository import ReceiptListRow, ReceiptRecord
 
 
 class ReceiptSummary(BaseModel):
@@ -38,6 +38,25 @@ class ReceiptSummary(BaseModel):
     @classmethod
     def of(cls, rec: ReceiptRecord) -> ReceiptSummary:
         return cls(**_summary_values(rec))
+
+    @classmethod
+    def of_row(cls, row: ReceiptListRow) -> ReceiptSummary:
+        """From a list row: the same fields as `of` gives for the whole receipt."""
+        return cls(
+            id=row.id,
+            device_id=row.device_id,
+            source=row.source,
+            duplicate_of=row.duplicate_of,
+            captured_at=row.captured_at,
+            received_at=row.received_at,
+            merchant=row.merchant,
+            date=row.receipt_date,
+            total=row.total,
+            currency=row.currency,
+            needs_review=row.needs_review,
+            image_url=image_url(row.id) if row.has_image else None,
+            held_reason=row.held_reason,
+        )
 
 
 class CorrectionView(BaseModel):
@@ -79,6 +98,10 @@ class ReceiptPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
 
 
+def image_url(receipt_id: uuid.UUID) -> str:
+    return f"/api/v1/receipts/{receipt_id}/image"
+
+
 def _summary_values(rec: ReceiptRecord) -> dict[str, Any]:
     r = rec.receipt
     return {
@@ -93,6 +116,6 @@ def _summary_values(rec: ReceiptRecord) -> dict[str, Any]:
         "total": r.total,
         "currency": r.currency,
         "needs_review": r.needs_review,
-        "image_url": f"/api/v1/receipts/{r.id}/image" if rec.image else None,
+        "image_url": image_url(r.id) if rec.image else None,
         "held_reason": r.held_reason,
     }

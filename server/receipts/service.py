@@ -37,11 +37,11 @@ def list_receipts(
     repo: ReceiptRepository, filters: ReceiptFilter, cursor: str | None, limit: int
 ) -> ReceiptPage:
     after = decode_cursor(cursor) if cursor else None
-    rows = repo.list(filters, after=after, limit=limit + 1)
+    rows = repo.rows(filters, after=after, limit=limit + 1)
     page, more = rows[:limit], len(rows) > limit
-    last = page[-1].receipt if page else None
+    last = page[-1] if page else None
     next_cursor = encode_cursor(last.captured_at, last.id) if more and last else None
-    return ReceiptPage(items=[ReceiptSummary.of(r) for r in page], next_cursor=next_cursor)
+    return ReceiptPage(items=[ReceiptSummary.of_row(r) for r in page], next_cursor=next_cursor)
 
 
 def _require(repo: ReceiptRepository, receipt_id: uuid.UUID) -> ReceiptRecord:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -50,14 +51,17 @@ def org_with_owner_token(db: Db, name: str, plan: str) -> str:
     return operator_token(db, name)
 
 
-def new_key(client: TestClient, owner_token: str, scope: str = "read", **body: object) -> dict:
+def new_key(
+    client: TestClient, owner_token: str, scope: str = "read", **body: object
+) -> dict[str, Any]:
     r = client.post(
         "/api/v1/api-keys",
         json={"name": f"{scope} key", "scope": scope, **body},
         headers=bearer(owner_token),
     )
     assert r.status_code == 201, r.text
-    return r.json()
+    created: dict[str, Any] = r.json()
+    return created
 
 
 def csrf(html: str) -> str:
