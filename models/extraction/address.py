@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from models.extraction.layout import Line, Page
 from models.extraction.lexicon import repair_words
-from models.extraction.normalize import fold
+from models.extraction.normalize import fold, ocr_clean
 
 # Street and building words in the common Latin-alphabet languages, matched as folded words.
 _STREET = re.compile(
@@ -63,7 +63,7 @@ _STOP = re.compile(
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,:]{7,}$")
 _CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
 _REG_ONLY = re.compile(r"^\W*(?:[A-Z]{0,3}\W*)?[\d\s]{5,}\s*[-.]?\s*[A-Z]?\W*$")
-_REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)")
+_REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)", re.IGNORECASE)
 # Where contact or tax details start on a line that begins with the address.
 _CUT = re.compile(r"\b(?:TEL|TEL NO|PHONE|FAX|H/P|GST|VAT|EMAIL)\b", re.IGNORECASE)
 _DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}\b|\b\d{1,2}:\d{2}\b")
@@ -94,11 +94,19 @@ def has_postcode(text: str) -> bool:
 def address_text(line: Line) -> str:
     """The line's text, cut where contact details follow the address ('81750 JOHOR, TEL: ...')."""
     raw = line.text.strip()
-    m = _CUT.search(raw)
+    m = _CUT.search(ocr_clean(raw))  # same length as `raw`: 'TFL' stays, 'G5T' is found
     if m is None or m.start() == 0:
         return raw
     head = raw[: m.start()].rstrip(" ,;:-")
     return head if evidence_of(head) >= 1.5 else raw
+
+
+def _phone_only(raw: str, clean: str) -> bool:
+    """A phone number alone on its line, also with a few digits misread as letters (it still
+    has six real digits: 'O3-41318972'; a code like 'SS2/72' has too few)."""
+    if _PHONE_ONLY.match(raw):
+        return True
+    return sum(c.isdigit() for c in raw) >= 6 and bool(_PHONE_ONLY.match(clean))
 
 
 def is_stop(page: Page, line: Line) -> bool:
@@ -107,13 +115,15 @@ def is_stop(page: Page, line: Line) -> bool:
     text = fold(raw)
     if any(o is not line and _MONEY.search(o.text) for o in page.row_of(line)):
         return True  # an item row: 'ITEM 1234' beside '18.00'
+    # Stop words and numbers are recognised through look-alike misreads ('G5T', 'O3-4131').
+    clean = ocr_clean(raw)
     if (
-        _REG_IN_BRACKETS.search(raw)
-        or _STOP.search(text)
-        or _PHONE_ONLY.match(raw)
-        or _CONTACT.search(raw)
-        or _LEGAL_NAME.search(text)
-        or _REG_ONLY.match(raw.upper())
+        _REG_IN_BRACKETS.search(clean)
+        or _STOP.search(fold(clean))
+        or _phone_only(raw, clean)
+        or _CONTACT.search(clean)
+        or _LEGAL_NAME.search(fold(clean))
+        or _REG_ONLY.match(clean.upper())
         or _MONEY.search(raw)
         or raw.startswith(":")
     ):

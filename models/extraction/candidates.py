@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from models.extraction.amounts import Amount, clean_amount_text, find_amounts
@@ -60,14 +60,29 @@ def _label_for(
 
 
 #: A tax summary table's heading: the amounts below it restate the tax, not the total.
-_SUMMARY = re.compile(r"\b(?:GST|TAX|VAT|MWST|TVA|IVA|BTW)\s*SUMMARY\b|\bTAX\s+CODE\b", re.I)
+_SUMMARY = re.compile(r"\b(?:GST|TAX|VAT|MWST|TVA|IVA|BTW)\s*SUMMARY\b", re.I)
+#: ... a column heading that starts one, or heads the item table's tax codes instead.
+_TAX_CODE = re.compile(r"\bTAX\s+CODE\b", re.I)
 #: '100.000' on a payment line: some tills print three decimals there.
 _THREE_DECIMALS = re.compile(r"(?<![\d.,])(\d{1,5})[.,](\d{2})0(?![\d.,])")
 
 
-def _summary_start(page: Page) -> int:
-    """The reading order of a tax summary heading, or past the end when there is none."""
-    return next((ln.order for ln in page.lines if _SUMMARY.search(ln.text)), len(page.lines))
+def _summary_start(page: Page, cands: list[MoneyCandidate]) -> int:
+    """The reading order of a tax summary heading, or past the end when there is none.
+
+    A summary restates the bill after its totals: a 'TAX CODE' heading above the first total
+    or subtotal is a column of the item table ('QTY  PRICE  AMOUNT  TAX CODE'), not one.
+    """
+    labelled = [c.line.order for c in cands if c.label in (Label.TOTAL, Label.SUBTOTAL)]
+    first = min(labelled, default=-1)
+    return next(
+        (
+            ln.order
+            for ln in page.lines
+            if _SUMMARY.search(ln.text) or (ln.order > first and _TAX_CODE.search(ln.text))
+        ),
+        len(page.lines),
+    )
 
 
 def _payment_amounts(page: Page, line: Line, text: str) -> list[Amount]:
@@ -96,7 +111,6 @@ def money_candidates(page: Page, decimal_comma: bool) -> list[MoneyCandidate]:
     for line in page.lines:
         if not by_line[line.id] and not decimal_comma:
             by_line[line.id] = _payment_amounts(page, line, cleaned[line.id])
-    summary = _summary_start(page)
     for line in page.lines:
         text = cleaned[line.id]
         amounts = by_line[line.id]
@@ -115,8 +129,6 @@ def money_candidates(page: Page, decimal_comma: bool) -> list[MoneyCandidate]:
                 label, strength, ids, label_text = None, 0.0, (), ""
             if label is Label.ROUNDING and abs(amount.value) >= 1:
                 label, strength = Label.TOTAL, 0.9  # 'ROUNDING RM 13.60': the rounded total
-            if line.order > summary and label in (Label.TOTAL, Label.SUBTOTAL):
-                label, strength = None, 0.0
             out.append(
                 MoneyCandidate(
                     value=amount.value,
@@ -129,4 +141,10 @@ def money_candidates(page: Page, decimal_comma: bool) -> list[MoneyCandidate]:
                     rightmost=last and rightmost_in_row,
                 )
             )
-    return out
+    summary = _summary_start(page, out)
+    return [
+        replace(c, label=None, strength=0.0)
+        if c.line.order > summary and c.label in (Label.TOTAL, Label.SUBTOTAL)
+        else c
+        for c in out
+    ]

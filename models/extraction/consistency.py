@@ -133,7 +133,9 @@ def _reconcile(
         result.sections = True
     _payment(value, cands, result)
     if items_sum is not None and items_sum > 0:
-        target = result.subtotal.value if result.subtotal else value
+        # Items adding up to a subtotal confirm `value` only when that subtotal is one of the
+        # parts found to add up to it; any other subtotal would vouch for every candidate.
+        target = result.subtotal.value if found and result.subtotal else value
         if _eq(items_sum, target) or _eq(items_sum, value):
             result.passed.append("items add up")
     return result

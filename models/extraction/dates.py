@@ -31,9 +31,11 @@ for _number, _names in enumerate(
         _MONTHS[_name] = _number
 
 _MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# A year glued to the time after it by a lost space ('5/3/201822:52:33') still ends the date.
+_YEAR_THEN_TIME = r"(?:19|20)\d{2}(?=(?:[01]?\d|2[0-3]):[0-5]\d)"
 _NUMERIC = re.compile(
-    r"(?<!\d)(\d{1,4})\s?([/\-.])\s?(\d{1,2})\s?\2\s?(\d{4}|\d{2})(?!\d)"
-    r"|(?<!\d)(\d{1,2})\s?([/\-.])\s?(\d{1,2})\s?[/\-.]\s?(\d{4})(?!\d)"
+    rf"(?<!\d)(\d{{1,4}})\s?([/\-.])\s?(\d{{1,2}})\s?\2\s?({_YEAR_THEN_TIME}|(?:\d{{4}}|\d{{2}})(?!\d))"
+    rf"|(?<!\d)(\d{{1,2}})\s?([/\-.])\s?(\d{{1,2}})\s?[/\-.]\s?({_YEAR_THEN_TIME}|\d{{4}}(?!\d))"
 )
 _COMPACT = re.compile(r"(?<![\d.,])(20\d{2})(\d{2})(\d{2})(?![\d.,])")
 _DAY_MONTH = re.compile(

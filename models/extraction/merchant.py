@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from models.extraction.layout import Line, Page
-from models.extraction.normalize import fold, squash
+from models.extraction.normalize import fold, ocr_clean, squash
 
 _LEGAL = re.compile(
     r" (?:SDN BHD|SDN BND|SDN BHO|S B|SB|BHD|BERHAD|ENTERPRISE|ENTERPRISES|TRADING|TRADING CO|"
@@ -30,7 +30,8 @@ _SUFFIX = re.compile(
 # A legal name, then its registration number and whatever follows: 'X SDN BHD (123456-A) ...'.
 _NAME_THEN_REG = re.compile(
     r"^(.*?\b(?:SDN\.?\s*BHD|S/B|SB|BHD|BERHAD|LTD|LLC|INC|GMBH|PTE|PLC)\.?)"
-    r"\s*[\(\[]?\s*\d{4,}[\s-]*[A-Z]?\b.*$"
+    r"\s*[\(\[]?\s*\d{4,}[\s-]*[A-Z]?\b.*$",
+    re.IGNORECASE,
 )
 _LEGAL_START = re.compile(
     r"^ (?:RESTAURANT|RESTORAN|STATIONERY|TRADING|HARDWARE|ENTERPRISE|SDN BHD|CAFE) "
@@ -55,16 +56,17 @@ _REG_ONLY = re.compile(
 # A trailing registration number: in brackets, labelled, five digits or more, or with its
 # check letter; a bare short number is part of the name ('TRIPLE SIX POINT ENTERPRISE 666').
 _TRAILING_REG = re.compile(
-    r"\s*(?:[\(\[]\s*(?:CO\.?\s*(?:REG|NO)\.?\s*:?\s*)?\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
-    r"|(?:CO\.?\s*(?:REG|NO)\.?\s*:?\s*)\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
-    r"|\d{5,}[\s-]*[A-Z]?\s*[\)\]]?|\d{3,}\s*-\s*[A-Z]\s*[\)\]]?)\s*$"
+    r"\s*(?:[\(\[]\s*(?:CO[.\s-]*(?:REG|NO)\.?\s*:?\s*)?\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
+    r"|(?:CO[.\s-]*(?:REG|NO)\.?\s*:?\s*)\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
+    r"|\d{5,}[\s-]*[A-Z]?\s*[\)\]]?|\d{3,}\s*-\s*[A-Z]\s*[\)\]]?)\s*$",
+    re.IGNORECASE,
 )
-_REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)\W*$")
+_REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)\W*$", re.IGNORECASE)
 _OWNED_BY = re.compile(
     r"^\s*(?:DIMILIKI(?: OLEH)?|OWNED BY|OWN BY|OPERATED BY)\s*:?\s*", re.IGNORECASE
 )
-_SUFFIX_MISREAD = re.compile(r"(SDN\.?\s*)B(?:ND|HO|H0|N0)\b")
-_LEADING_JUNK = re.compile(r"^\s*#?\d{4,}\s+(?=[A-Z])")
+_SUFFIX_MISREAD = re.compile(r"(SDN\.?\s*)B(?:ND|HO|H0|N0)\b", re.IGNORECASE)
+_LEADING_JUNK = re.compile(r"^\s*#?\d{4,}\s+(?=[A-Z])", re.IGNORECASE)
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,]{7,}$")
 _CITY_STATE = re.compile(r"^[A-Za-z .'-]+,\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?\.?$")
 _CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
@@ -99,24 +101,39 @@ def _letters_share(text: str) -> float:
     return sum(c.isalpha() for c in chars) / len(chars) if chars else 0.0
 
 
+def _bhd(m: re.Match[str]) -> str:
+    """'BHD' in the case style of the misread it replaces ('Bnd' -> 'Bhd')."""
+    misread = m.group(0)[len(m.group(1)) :]
+    word = "BHD" if misread.isupper() else "bhd" if misread.islower() else "Bhd"
+    return m.group(1) + word
+
+
 def clean_name(text: str) -> str:
     """The name without a trailing registration number or an 'owned by' prefix."""
     text = _OWNED_BY.sub("", text)
-    text = _SUFFIX_MISREAD.sub(r"\1BHD", text)  # OCR: 'SDN BND', 'SDN BHO'
-    text = _NAME_THEN_REG.sub(r"\1", text)
-    text = _LEADING_JUNK.sub("", text)
-    stripped = _TRAILING_REG.sub("", text).strip()
+    text = _SUFFIX_MISREAD.sub(_bhd, text)  # OCR: 'SDN BND', 'SDN BHO', 'Sdn Bnd'
+    # Numbers are found in the look-alike-corrected text ('(I39386-X)'), which has the same
+    # length, and cut from the printed one.
+    m = _NAME_THEN_REG.match(ocr_clean(text))
+    if m is not None:
+        text = text[: m.end(1)]
+    m = _LEADING_JUNK.match(ocr_clean(text))
+    if m is not None:
+        text = text[m.end() :]
+    m = _TRAILING_REG.search(ocr_clean(text))
+    stripped = (text[: m.start()] if m else text).strip()
     return stripped or text.strip()
 
 
 def _name_score(line: Line, index: int) -> float:
-    text = fold(line.text)
-    if _REG_ONLY.match(line.text.upper()) or _PHONE_ONLY.match(line.text.strip()):
+    clean = ocr_clean(line.text)
+    text = fold(clean)
+    if _REG_ONLY.match(clean.upper()) or _PHONE_ONLY.match(clean.strip()):
         return -5.0
     if _DATEISH.search(line.text) or len(line.text.strip()) < 3:
         return -3.0
     score = 0.0
-    if _LEGAL.search(fold(clean_name(line.text))):
+    if has_legal_form(line.text):
         score += 3.0
     if _NOT_NAME.search(text) or _WEB.search(line.text):
         score -= 3.0
@@ -185,7 +202,7 @@ def _split_legal_name(text: str, prev: Line) -> bool:
 
 def _registered(header: list[Line], i: int) -> bool:
     """A legal name with its registration number inline, or a name line above that number."""
-    text = header[i].text.upper()
+    text = ocr_clean(header[i].text).upper()
     if _NAME_THEN_REG.match(text) and has_legal_form(text):
         return True
     if _REG_IN_BRACKETS.search(text) and _letters_share(clean_name(text)) > 0.8:
@@ -357,13 +374,13 @@ def name_score(line: Line, index: int) -> float:
 
 def has_legal_form(text: str) -> bool:
     """A company form or trade word ('SDN BHD', 'LTD', 'GMBH', 'RESTAURANT') in the text."""
-    return bool(_LEGAL.search(fold(clean_name(text))))
+    return bool(_LEGAL.search(fold(ocr_clean(clean_name(text)))))
 
 
 def is_descriptor(text: str) -> bool:
     """Only words for a kind of shop or company form ('BISTRO & CAFE', 'RESTAURANT SDN BHD'):
     what the shop is, not its name."""
-    words = fold(text).split()
+    words = fold(ocr_clean(text)).split()
     return bool(words) and all(w in _DESCRIPTOR_WORDS for w in words)
 
 
@@ -374,7 +391,7 @@ def is_not_name(text: str) -> bool:
 
 def is_registration(line: Line) -> bool:
     """A company registration number line: '(1219716-T)', 'REG NO : 91694-X', 'CO NO 123456-A'."""
-    return bool(_REG_NUMBER.match(line.text.strip().upper()))
+    return bool(_REG_NUMBER.match(ocr_clean(line.text.strip()).upper()))
 
 
 def is_owned_by(text: str) -> bool:

@@ -51,6 +51,51 @@ def fix_digits(text: str) -> str:
     return _TOKEN.sub(_fix_token, text)
 
 
+# Digits OCR engines read where a letter was printed ('G5T', 'M0BILE', 'C0MPANY').
+_LETTER_LOOKALIKES = str.maketrans({"0": "O", "1": "I", "5": "S", "8": "B"})
+_WORDLIKE = re.compile(r"(?<![\w])[A-Za-z0158]{3,}(?![\w])")
+
+
+_ORDINAL = re.compile(r"^\d+(?:ST|ND|RD|TH)$", re.IGNORECASE)
+
+
+def _fix_word(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if _ORDINAL.match(token):
+        return token  # '1ST FLOOR'
+    letters = sum(c.isalpha() for c in token)
+    # A token of letters with a digit or two among them is a misread word; codes such as
+    # '1A' or 'U5' have as many digits as letters, or too few letters to be a word.
+    if letters >= 2 and letters > len(token) - letters > 0:
+        return token.translate(_LETTER_LOOKALIKES)
+    return token
+
+
+@functools.lru_cache(maxsize=8192)
+def fix_letters(text: str) -> str:
+    """Read look-alike digits inside words as letters: 'G5T' -> 'GST', 'M0BILE' -> 'MOBILE'.
+    For recognising keywords only; the text shown keeps what was printed."""
+    return _WORDLIKE.sub(_fix_word, text)
+
+
+# A look-alike letter before a digit, not after another letter: inside or at the start of a
+# number ('O3-4131', '40I70', '(I39386-X)'). A letter ending a number stays a letter: it is the
+# check letter of a registration number ('860671-D', '1219716T'); 'SS21' is a code.
+_LETTER_IN_NUMBER = re.compile(r"(?<![A-Za-z])[OoDQSsIl|iZzBGT](?=\d)")
+
+
+def _as_digit(match: re.Match[str]) -> str:
+    return match.group(0).translate(_DIGIT_LOOKALIKES)
+
+
+@functools.lru_cache(maxsize=8192)
+def ocr_clean(text: str) -> str:
+    """The text with look-alike misreads undone, words first ('G5T'), then numbers: the form in
+    which stop words, phone and registration numbers are recognised on OCR output. Same
+    length as `text`, so a match in it is a match at the same place in the printed text."""
+    return _LETTER_IN_NUMBER.sub(_as_digit, fix_letters(text))
+
+
 def strip_accents(text: str) -> str:
     if text.isascii():
         return text

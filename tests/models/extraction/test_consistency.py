@@ -132,3 +132,43 @@ def test_a_branch_title_before_the_address_is_not_part_of_it() -> None:
     f = extract_fields(lines(rows)).fields
     assert f.address is not None
     assert f.address.value.startswith("NO.37-1"), f.address.value
+
+
+def test_items_adding_up_to_a_subtotal_vouch_only_for_the_total_it_makes() -> None:
+    """The total's label was lost ('NET TOTAL' over a broken '25. 0') and the payment lines
+    lost theirs: the items match the subtotal, and that speaks for 25.00, not for the larger
+    tendered 50.00 that nothing adds up to."""
+    rows: Rows = [
+        "KEDAI ROTI MAJU",
+        "13/04/2018",
+        ("2 X BUN KACANG @12.50", "25.00"),
+        ("SUBTOTAL", "25.00"),
+        "NET TOTAL",
+        "25. 0",
+        ("C", "50.00"),
+        ("C.", "25.00"),
+    ]
+    f = extract_fields(lines(rows)).fields
+    assert f.total is not None and f.total.value == Decimal("25.00")
+
+
+def test_a_tax_code_column_over_the_items_keeps_the_total_label() -> None:
+    """'TAX CODE' heading the item table is not a tax summary: the total below keeps its label
+    and wins over the larger tendered amount."""
+    rows: Rows = [
+        "PASARAYA MAJU SDN BHD",
+        ("ITEM QTY PRICE", "TAX CODE"),
+        ("ICE CREAM 73ML", "1.60"),
+        ("CHOCOLATE BAR", "4.50"),
+        ("*TOTAL QTY: 2", "6.10"),
+        ("TOTAL INCLUDES GST 0%", "6.10"),
+        ("CASH", "20.00"),
+        ("CHANGE", "13.90"),
+        "GST SUMMARY",
+        ("ZRL = 0%", "6.10"),
+    ]
+    result = extract_fields(lines(rows))
+    assert result.fields.total is not None and result.fields.total.value == Decimal("6.10")
+    total_line = result.fields.total.lines
+    texts = {ln.id: ln.text for ln in lines(rows)}
+    assert any(texts[i] == "TOTAL INCLUDES GST 0%" for i in total_line)

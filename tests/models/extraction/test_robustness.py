@@ -1,0 +1,87 @@
+"""The header rules on OCR output as our own engine gives it: mixed case, look-alike misreads."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from models.extraction import extract_fields
+from models.extraction.merchant import clean_name
+from models.extraction.normalize import ocr_clean
+from tests.models.extraction.synthetic import lines
+
+_RECEIPT = [
+    "GARDEN BAKERIES (KL) SDN BHD (139386 X)",
+    "LOT 3, JALAN PELABUR 23/1,",
+    "40300 SHAH ALAM, SELANGOR.",
+    "TEL: 03-5542 3228 FAX: 03-5541 9766",
+    "GST ID NO: 000453677056",
+    "INVOICE DATE: 05/05/2018",
+]
+
+
+def _header(rows: list[str]) -> tuple[str | None, str | None]:
+    f = extract_fields(lines(list(rows))).fields
+    return (f.merchant.value if f.merchant else None, f.address.value if f.address else None)
+
+
+@pytest.mark.parametrize("case", [str.upper, str.title, str.lower])
+def test_the_header_reads_the_same_in_any_letter_case(case: object) -> None:
+    assert callable(case)
+    name, address = _header([case(r) for r in _RECEIPT])
+    assert name is not None and address is not None
+    assert name.upper() == "GARDEN BAKERIES (KL) SDN BHD"
+    assert address.upper() == "LOT 3, JALAN PELABUR 23/1, 40300 SHAH ALAM, SELANGOR."
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Tri Shaas Sdn Bhd (728515-m)", "Tri Shaas Sdn Bhd"),
+        ("mr. d.i.y. (m) sdn bhd co-reg:860671-d", "mr. d.i.y. (m) sdn bhd"),
+        ("Book Ta .K(Taman Daya) Sdn Bnd", "Book Ta .K(Taman Daya) Sdn Bhd"),
+        ("GARDEN BAKERIES (KL) SDN BHD (I39386-X)", "GARDEN BAKERIES (KL) SDN BHD"),
+    ],
+)
+def test_registration_numbers_are_cut_in_any_case_and_through_misreads(
+    text: str, name: str
+) -> None:
+    assert clean_name(text) == name
+
+
+def test_misread_stop_lines_still_end_the_address() -> None:
+    """'G5T' and a phone number with an O for a 0 are not part of the address."""
+    _, address = _header(
+        [
+            "KEDAI BATERI MAJU",
+            "NO 1&3, JALAN WANGSA DELIMA 12,",
+            "53300 KUALA LUMPUR",
+            "O3-41318972",
+            "G5T REG: 001658445824",
+        ]
+    )
+    assert address == "NO 1&3, JALAN WANGSA DELIMA 12, 53300 KUALA LUMPUR"
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("G5T REG NO", "GST REG NO"),
+        ("M0BILE : +6O12-918 7937", "MOBILE : +6012-918 7937"),
+        ("(I39386-X)", "(139386-X)"),
+        ("CO-REG:860671-D", "CO-REG:860671-D"),  # a check letter stays a letter
+        ("(1219716T)", "(1219716T)"),
+        ("JALAN SS21/39", "JALAN SS21/39"),  # a code is not a misread word
+        ("1ST FLOOR", "1ST FLOOR"),
+    ],
+)
+def test_ocr_clean_undoes_look_alikes_and_keeps_the_length(text: str, clean: str) -> None:
+    assert ocr_clean(text) == clean
+    assert len(ocr_clean(text)) == len(text)
+
+
+def test_a_year_glued_to_the_time_is_still_a_date() -> None:
+    """OCR lost the space between date and time: 'DATE : 5/3/201822:52:33'."""
+    f = extract_fields(lines(["KEDAI MAJU", "DATE : 5/3/201822:52:33", ("TOTAL", "9.00")])).fields
+    assert f.date is not None and f.date.value == dt.date(2018, 3, 5)
