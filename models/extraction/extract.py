@@ -161,17 +161,40 @@ def _find_time(page: Page, date_field: DateField | None) -> tuple[dt.time | None
     return None, -1
 
 
+def reading_confidence(page: Page, line_ids: list[int]) -> float:
+    """How surely the field's lines were read: their OCR confidences weighted by length (1 for
+    lines that carry none, such as ground-truth text).
+
+    The calibration is fitted on ground-truth lines, so it knows how often the *choice* is right,
+    not whether the text was read right. On our own OCR of 100 held-out train receipts the
+    calibrated confidence barely told right fields from wrong ones (ROC AUC 0.53-0.59 for
+    company, address and total) while the mean character confidence of the field's lines did
+    (0.89, 0.70, 0.80): a field is only as sure as the reading of its lines.
+    """
+    weight = total = 0.0
+    for line_id in line_ids:
+        try:
+            line = page.by_id(line_id)
+        except KeyError:
+            continue
+        n = max(len(line.text), 1)
+        weight += n
+        total += n * line.confidence
+    return total / weight if weight else 1.0
+
+
 def _calibrate(
-    fields: ReceiptFields, calibration: Calibration, reasons: list[str]
+    fields: ReceiptFields, calibration: Calibration, reasons: list[str], page: Page
 ) -> ReceiptFields:
-    """The fields with calibrated confidences for merchant, address, date and total; a field
-    whose calibrated confidence is below the review threshold adds a review reason."""
+    """The fields with calibrated confidences for merchant, address, date and total, times how
+    surely their lines were read; a field below the review threshold adds a review reason."""
     update: dict[str, object] = {}
     for name in CALIBRATED:
         found = getattr(fields, name)
         if found is None:
             continue
         confidence = calibration.apply(name, found.confidence)
+        confidence = round(confidence * reading_confidence(page, list(found.lines)), 3)
         update[name] = found.model_copy(update={"confidence": confidence})
         if confidence < REVIEW_THRESHOLD:
             reasons.append(f"{name} is uncertain ({confidence:.2f})")
@@ -302,7 +325,7 @@ def extract_fields(
         ],
     )
     if calibration is not None:
-        fields = _calibrate(fields, calibration, reasons)
+        fields = _calibrate(fields, calibration, reasons, page)
     needs_review = bool(reasons)
     log.debug("extracted %d lines: total=%s review=%s", len(lines), fields.total, needs_review)
     return Extraction(fields=fields, needs_review=needs_review, review_reasons=reasons)

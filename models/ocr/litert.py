@@ -30,6 +30,7 @@ from models.litert.manifest import Manifest, verify_entry
 from models.litert.textmap import (
     DEFAULT_GROWTH,
     Growth,
+    Quad,
     boxes_from_map,
     merge_row_pieces,
     prepare_page,
@@ -215,30 +216,8 @@ class LiteRTEngine:
         return out
 
     def read_lines(self, image: np.ndarray) -> list[OcrLine]:
-        if self._detector is None:
-            raise EngineUnavailable(
-                "the LiteRT engine was started without a text-line detector "
-                "(require_detector off): it can only recognise given crops"
-            )
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        page, ps = prepare_page(gray, self._det_width, self._det_max_side)
-        try:
-            prob = self._core_map(page)
-        except (ValueError, RuntimeError) as exc:
-            raise OcrError(f"the LiteRT detector failed on a {gray.shape} image: {exc}") from exc
-        found = boxes_from_map(
-            prob,
-            ps.scale,
-            threshold=self._config.detector_threshold,
-            min_score=self._config.detector_min_score,
-            growth=self._growth,
-        )
-        found = merge_row_pieces(found, self._config.merge_gap)
-        h, w = gray.shape[:2]
-        quads = [
-            tuple((min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)) for x, y in b.quad)
-            for b in found
-        ]
+        quads = self.find_lines(gray)
         crops = [_crop(gray, q) for q in quads]
         read = self._recognize(crops)
         lines: list[OcrLine] = []
@@ -255,6 +234,36 @@ class LiteRTEngine:
                 )
             )
         return lines
+
+    def find_lines(self, gray: np.ndarray) -> list[Quad]:
+        """The detector's line boxes on a grey page, in reading order, in the page's pixels."""
+        if self._detector is None:
+            raise EngineUnavailable(
+                "the LiteRT engine was started without a text-line detector "
+                "(require_detector off): it can only recognise given crops"
+            )
+        page, ps = prepare_page(gray, self._det_width, self._det_max_side)
+        try:
+            prob = self._core_map(page)
+        except (ValueError, RuntimeError) as exc:
+            raise OcrError(f"the LiteRT detector failed on a {gray.shape} image: {exc}") from exc
+        found = boxes_from_map(
+            prob,
+            ps.scale,
+            threshold=self._config.detector_threshold,
+            min_score=self._config.detector_min_score,
+            growth=self._growth,
+        )
+        found = merge_row_pieces(found, self._config.merge_gap)
+        h, w = gray.shape[:2]
+
+        def inside(x: float, y: float) -> tuple[float, float]:
+            return min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)
+
+        return [
+            (inside(*b.quad[0]), inside(*b.quad[1]), inside(*b.quad[2]), inside(*b.quad[3]))
+            for b in found
+        ]
 
     def _core_map(self, page: np.ndarray) -> np.ndarray:
         """The detector's core probability map of a whole page, run strip by strip.
@@ -338,7 +347,7 @@ class LiteRTEngine:
         return np.asarray(small, np.float32) / 255.0
 
 
-def _crop(gray: np.ndarray, quad: tuple[tuple[float, float], ...]) -> np.ndarray:
+def _crop(gray: np.ndarray, quad: Quad) -> np.ndarray:
     """An upright crop of an axis-aligned box with the recognizer's margin."""
     (x0, y0), _, (x1, y1), _ = quad
     m = CROP_PAD * (y1 - y0)

@@ -45,3 +45,23 @@ def test_extract_fields_uses_calibrated_or_raw_confidences() -> None:
     assert calibrated is not None and raw is not None
     assert calibrated.confidence == round(2 / 6, 3)
     assert raw.confidence != calibrated.confidence
+
+
+def test_a_field_is_only_as_sure_as_the_reading_of_its_lines() -> None:
+    rows = [
+        "KEDAI BUKU MAJU SDN BHD",
+        "NO 3, JALAN AMAN, 50000 KUALA LUMPUR",
+        "DATE: 12/03/2018",
+        ("TOTAL", "12.50"),
+    ]
+    sure = extract_fields(lines(rows)).fields
+    shaky_lines = [
+        ln.model_copy(update={"confidence": 0.4}) if ln.text.startswith("KEDAI") else ln
+        for ln in lines(rows)
+    ]
+    shaky = extract_fields(shaky_lines).fields
+    assert sure.merchant is not None and shaky.merchant is not None
+    assert shaky.merchant.value == sure.merchant.value  # the same choice ...
+    assert shaky.merchant.confidence < 0.5 * sure.merchant.confidence + 1e-3  # ... less sure
+    assert sure.total is not None and shaky.total is not None
+    assert shaky.total.confidence == sure.total.confidence  # other fields' lines were read well
