@@ -121,6 +121,15 @@ def test_scans_survive_kill_9_and_are_delivered_after_restart(
         assert msg.image is not None
         image = next(m for m in sub.on("") if m.topic.endswith(f"/image/{msg.receipt_id}"))
         assert len(image.payload) == msg.image.size_bytes
+
+        def drained() -> bool:  # the broker's acks reach the agent a moment after the messages
+            outbox = Outbox(OutboxConfig(path=tmp_path / "outbox.sqlite3"))
+            try:
+                return outbox.stats().depth == 0
+            finally:
+                outbox.close()
+
+        assert wait(drained), "every delivered receipt leaves the outbox"
         assert agents[1].terminate() == 0, "SIGTERM stops the agent cleanly"
     finally:
         sub.close()
