@@ -31,6 +31,7 @@ from models.document import (
 from models.document.geometry import frame_quad
 from models.document.rectify import MAX_SIDE
 from models.extraction import extract_fields
+from models.memory import return_large_buffers
 from models.ocr import (
     EngineUnavailable,
     LiteRTConfig,
@@ -90,6 +91,12 @@ class PipelineConfig(BaseModel):
     )
     quality: QualityThresholds = Field(
         default_factory=QualityThresholds, title="Quality gate thresholds"
+    )
+    return_large_buffers: bool = Field(
+        default=True,
+        title="Give large buffers back",
+        description="Serve allocations above 128 KiB by mmap for the whole process, so a "
+        "long-running reader's memory does not creep up (models.memory; glibc only).",
     )
 
 
@@ -170,6 +177,8 @@ class Pipeline:
 def build_pipeline(config: PipelineConfig | None = None) -> Pipeline:
     """A ready pipeline. Raises `models.ocr.EngineUnavailable` if the OCR engine can't run."""
     config = config or PipelineConfig()
+    if config.return_large_buffers:
+        return_large_buffers()
     engine = build_engine(config.ocr, threads=config.threads)
     finder = _build_finder(config) if config.find_receipt else None
     logger.info(
