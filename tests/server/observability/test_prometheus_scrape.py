@@ -18,6 +18,7 @@ import pytest
 from models.protocol import StatusMessage, Telemetry, device_topic
 from server.db.engine import create_db_engine, session_factory
 from server.db.migrate import migrate
+from server.settings import ApiSettings
 from tests.conftest import Mosquitto, free_tcp_port, wait_for_port
 from tests.server.conftest import Db, make_tenant
 from tests.server.helpers import receipt_message, receipt_topic
@@ -141,7 +142,7 @@ scrape_configs:
         'rm_device_cpu_temperature_celsius{device_id="scan-1"}': 55,
         'rm_device_inference_seconds{device_id="scan-1"}': 0.42,
         'rm_device_info{device_id="scan-1",agent_version="2.0.0",model_version="ocr=3"}': 1,
-        'rm_db_pool_size{job="receipts-api"}': 5,
+        'rm_db_pool_size{job="receipts-api"}': ApiSettings().db_pool_size,
         'rm_db_pool_size{job="receipts-ingest"}': 5,
     }
     deadline = time.monotonic() + 30
