@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.ocr.ctc import greedy_path, softmax
 from models.training.charset import Charset
 
 
 def greedy_decode(logits: np.ndarray, charset: Charset) -> tuple[str, list[float]]:
-    """Text of a line's logits [T, C] and each character's confidence (best step's probability)."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=-1, keepdims=True)
-    best = probs.argmax(axis=-1)
-    chars: list[int] = []
-    confs: list[float] = []
-    prev = -1
-    for t, best_k in enumerate(best):
-        k = int(best_k)
-        if k not in (0, prev):
-            chars.append(k)
-            confs.append(float(probs[t, k]))
-        elif k != 0:
-            confs[-1] = max(confs[-1], float(probs[t, k]))
-        prev = k
-    return charset.decode(chars), confs
+    """Text of a line's logits [T, C] and each character's confidence (best step's probability):
+    the engine's own greedy decoding (`models.ocr.ctc`), so training scores what ships."""
+    classes, confs = greedy_path(softmax(logits))
+    return charset.decode(classes), confs
 
 
 def edit_distance(a: str, b: str) -> int:
