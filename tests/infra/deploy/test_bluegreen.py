@@ -71,7 +71,14 @@ def proxy(tmp_path: Path) -> Iterator[Nginx]:
 
 @dataclass
 class Load:
-    """GETs through nginx in a thread, bounded in count and time; records every outcome."""
+    """GETs through nginx in a thread, bounded in count and time; records every outcome.
+
+    Like a browser (and as RFC 9112 section 9.3.1 allows for idempotent requests), a GET whose
+    reused keep-alive connection is closed before any answer is sent again once on a new
+    connection: nginx's graceful reload closes its idle client connections, and a request sent
+    in that instant meets the close. Such retries are counted (`retried`); any other error, a
+    5xx or a second failure is recorded as the outcome.
+    """
 
     url: str
     token: str
@@ -79,6 +86,7 @@ class Load:
     max_s: float = 90.0
     results: list[tuple[float, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    retried: list[float] = field(default_factory=list)
 
     def run(self) -> None:
         deadline = time.monotonic() + self.max_s
@@ -90,7 +98,11 @@ class Load:
                 and len(self.results) < self.max_requests
             ):
                 try:
-                    outcome = str(client.get("/api/v1/receipts").status_code)
+                    try:
+                        outcome = str(client.get("/api/v1/receipts").status_code)
+                    except httpx.RemoteProtocolError:  # the keep-alive race: once more
+                        self.retried.append(time.monotonic())
+                        outcome = str(client.get("/api/v1/receipts").status_code)
                 except httpx.HTTPError as exc:
                     outcome = type(exc).__name__
                 self.results.append((time.monotonic(), outcome))
@@ -159,6 +171,8 @@ def test_switches_without_a_failed_request_and_rolls_back_a_bad_release(
     during_switch = load.between(t0, t1)
     assert len(during_switch) > 50
     assert set(during_switch) == {"200"}, sorted(set(during_switch))
+    # at most a couple of keep-alive races per switch (one per nginx reload), never a failure
+    assert len([t for t in load.retried if t0 <= t <= t1]) <= 2, load.retried
     # the bad release failed the watch and was rolled back on its own, within the window
     assert (third.outcome, third.live) == ("rolled_back", "green"), third
     assert third.errors >= 10 and third.errors / third.requests > 0.01
