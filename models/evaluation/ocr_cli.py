@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 ENGINE_NAMES = ("litert", "litert-greedy", "tesseract")
 
 
-def _engine(name: str, model_dir: Path | None, threads: int) -> OcrEngine:
+def engine_for(name: str, model_dir: Path | None = None, threads: int = 1) -> OcrEngine:
+    """The reader named in ENGINE_NAMES, reading given crops (EngineUnavailable if it can't)."""
     if name.startswith("litert"):
         # Recognition only: the crops come from the ground-truth boxes, no detector is needed.
         config = LiteRTConfig(
@@ -115,7 +116,7 @@ def ocr_command(  # noqa: PLR0917
     unavailable: dict[str, str] = {}
     for name in names:
         try:
-            built.append((name, _engine(name, model_dir, threads)))
+            built.append((name, engine_for(name, model_dir, threads)))
         except EngineUnavailable as exc:
             unavailable[name] = str(exc)
             click.echo(f"{name}: unavailable: {exc}", err=True)

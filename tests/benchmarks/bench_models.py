@@ -53,10 +53,11 @@ import pytest
 from models.document import ContourFinder, ReceiptFinder
 from models.evaluation.finder_cli import held_out_frames, score_finder
 from models.evaluation.ocr import EngineRun, ReceiptCrops, receipt_crops, run_engine
+from models.evaluation.ocr_cli import ENGINE_NAMES, engine_for
 from models.evaluation.sroie import Sample, load_split, samples
 from models.litert import ManifestError, RuntimeUnavailable, load_manifest
 from models.litert.textmap import DetectionScore, match_boxes
-from models.ocr import EngineUnavailable, OcrEngine, build_engine
+from models.ocr import EngineUnavailable, OcrEngine
 from models.ocr.litert import ARTIFACTS, LiteRTConfig, LiteRTEngine
 from models.ocr.tesseract import TesseractConfig
 from tests.benchmarks.bench_read import measure
@@ -106,16 +107,11 @@ def _met(ok: bool | None) -> str:
 
 
 def _recognizer_engines() -> dict[str, OcrEngine | str]:
-    """The three readers of row 1 by name, or why one cannot run (as ocr_cli builds them)."""
-    configs: dict[str, LiteRTConfig | TesseractConfig] = {
-        "litert": LiteRTConfig(require_detector=False, language_model=True),
-        "litert-greedy": LiteRTConfig(require_detector=False, language_model=False),
-        "tesseract": TesseractConfig(),
-    }
+    """The three readers of row 1 by name (`receipts eval ocr`'s), or why one cannot run."""
     out: dict[str, OcrEngine | str] = {}
-    for name, config in configs.items():
+    for name in ENGINE_NAMES:
         try:
-            out[name] = build_engine(config, threads=1)
+            out[name] = engine_for(name)
         except EngineUnavailable as exc:
             out[name] = f"unavailable ({exc})"
     return out
