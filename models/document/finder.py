@@ -16,19 +16,23 @@ Known limits, measured on `models.synth` scenes (60 receipts, 60 empty counterto
 the receipts found within 3 % of the frame; white paper on a white or checkered surface, or
 under dappled light, is often missed; 1 to 2 empty countertops in 60 show a pale card or a
 shadow edge taken for paper. Missing a receipt is the safe failure: the pipeline reads the
-whole frame and marks the receipt for review.
+whole frame and marks the receipt for review. A receipt found on a countertop has its outline
+snapped onto the paper's edges in the full frame (`models.document.refine`, setting `refine`):
+on 100 generated frames mean IoU 0.649 -> 0.666, no receipt newly missed (the misses and the
+wrong regions dominate the figure; refinement only sharpens a roughly right outline).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
 import numpy as np
 
 from models.document.geometry import frame_quad, order_corners, quad_area
+from models.document.refine import RefineSettings, refine_quad
 
 #: The finder works on a copy of the image scaled to this longest side.
 WORK_SIDE = 640
@@ -81,6 +85,10 @@ class ContourFinderSettings:
     flat_print_share: float = 0.2
     #: ...laid out in rows: std/mean of ink per pixel row (text 0.7..3, scattered flecks 0.25).
     flat_row_variation: float = 0.5
+    #: Snap a receipt's outline onto its edges in the full frame (`models.document.refine`):
+    #: the outline found on the 640-pixel copy is off by a pixel or two of it, and rounded.
+    refine: bool = True
+    refine_settings: RefineSettings = field(default_factory=RefineSettings)
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,10 @@ class ContourFinder:
         on_counter = [c for c in candidates if c.area_share < s.flat_area]
         if on_counter:
             best = max(on_counter, key=lambda c: c.score)
-            return Detection(order_corners(best.quad / scale), best.score)
+            quad = order_corners(best.quad / scale)
+            if s.refine:
+                quad = order_corners(refine_quad(image, quad, s.refine_settings))
+            return Detection(quad, best.score)
         # The paper may fill the frame. With a visible outline (a scanner's dark margin) it is
         # used; without, the frame counts as paper only if it looks like paper with ink on it.
         outlined = [c for c in candidates if c.contrast >= s.min_contrast]

@@ -5,6 +5,11 @@ resized to its input (`models.litert.corners`), and answers None when its presen
 below the threshold, so an empty countertop never gets a quad. Corners come back clockwise from
 the top-left in the frame's pixels; a quad covering most of the frame is reported as a flat
 scan (the paper fills the picture), as the contract in `models.document.finder` asks.
+
+The model places corners on a 4-pixel grid of its 192x256 input, to 1-3 % of the receipt's
+diagonal: too coarse for a narrow receipt's IoU. Unless `refine=False`, the decoded quad is
+snapped onto the paper's edges in the full frame (`models.document.refine`), which keeps the
+model's quad wherever it finds no clear edge.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from models.document.finder import Detection
 from models.document.geometry import order_corners, quad_area
+from models.document.refine import RefineSettings, refine_quad
 from models.litert.corners import INPUT_SIZE, decode_heatmaps, prepare_frame
 from models.litert.runtime import load_model
 
@@ -37,6 +43,8 @@ class LiteRTFinder:
         presence_threshold: float = 0.5,
         flat_area: float = 0.85,
         xnnpack: bool = True,
+        refine: bool = True,
+        refine_settings: RefineSettings | None = None,
     ) -> None:
         self._model = load_model(folder, model_name, num_threads=num_threads, xnnpack=xnnpack)
         entry = self._model.entry
@@ -48,6 +56,8 @@ class LiteRTFinder:
         )
         self._threshold = presence_threshold
         self._flat_area = flat_area
+        self._refine = refine
+        self._refine_settings = refine_settings or RefineSettings()
 
     def find(self, image: np.ndarray) -> Detection | None:
         """The receipt's outline in a BGR uint8 frame, or None when the model sees none."""
@@ -63,6 +73,9 @@ class LiteRTFinder:
         if presence < self._threshold:
             logger.debug("finder: no receipt (presence %.2f)", presence)
             return None
-        quad = order_corners(decode_heatmaps(maps, (width, height)))
+        quad = decode_heatmaps(maps, (width, height))
+        if self._refine:
+            quad = refine_quad(image, order_corners(quad), self._refine_settings)
+        quad = order_corners(quad)
         flat = quad_area(quad) >= self._flat_area * width * height
         return Detection(quad=quad, score=presence, flat_scan=flat)

@@ -9,6 +9,7 @@ empty countertops with seeds far from the training seeds.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,11 @@ import tensorflow as tf
 
 from models.litert.corners import INPUT_SIZE, STRIDE, FinderScore, decode_heatmaps
 from models.training.blocks import encoder, fpn_decoder
-from models.training.finder_data import RENDER_SIZE, batches, example
+from models.training.finder_data import RENDER_SIZE, bank_batches, build_bank, example
 from models.training.prefetch import prefetch
 from models.training.runs import RunTrainer, export_tflite, load_config, score_exports, write_report
 
+BANK_SEED = 1 * 10**12
 DEV_SEED = 4 * 10**12
 TEST_SEED = 5 * 10**12
 REP_SEED = 6 * 10**12
@@ -42,6 +44,8 @@ class FinderConfig:
     presence_threshold: float = 0.5
     dev_receipts: int = 60
     dev_empties: int = 30
+    #: Frames rendered once into the run's bank/ (see models/training/finder_data.py).
+    bank_frames: int = 12000
 
 
 def build_model(cfg: FinderConfig) -> tf.keras.Model:
@@ -104,7 +108,8 @@ def held_out(seed: int, receipts: int, empties: int) -> list[tuple[np.ndarray, n
 
 
 class FinderTrainer(RunTrainer):
-    """One run folder: config.json, ckpt/, best.weights.h5 (best dev IoU), metrics.jsonl."""
+    """One run folder: config.json, bank/ (the rendered frames), ckpt/, best.weights.h5 (best
+    dev IoU), metrics.jsonl."""
 
     def __init__(self, run_dir: Path, cfg: FinderConfig) -> None:
         self.cfg = cfg = load_config(run_dir, cfg)
@@ -134,13 +139,16 @@ class FinderTrainer(RunTrainer):
 
     def fit(self, epochs: int) -> None:
         """Train until `epochs` epochs are done in this folder; checkpoint and log after each."""
+        bank = build_bank(
+            self.run_dir / "bank",
+            self.cfg.bank_frames,
+            seed=BANK_SEED,
+            empty_share=self.cfg.empty_share,
+            workers=os.cpu_count() or 1,
+        )
         dev = held_out(DEV_SEED, self.cfg.dev_receipts, self.cfg.dev_empties)
         start = int(self.epoch.numpy())
-        stream = prefetch(
-            batches(
-                batch_size=self.cfg.batch_size, seed=start + 1, empty_share=self.cfg.empty_share
-            )
-        )
+        stream = prefetch(bank_batches(bank, batch_size=self.cfg.batch_size, seed=start + 1))
 
         def score_dev() -> dict[str, float]:
             scores = evaluate(self.run_fn(), dev, self.cfg.presence_threshold)

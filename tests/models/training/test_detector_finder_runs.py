@@ -35,7 +35,9 @@ def test_tiny_finder_run_resumes_and_exports(tmp_path):
     pytest.importorskip("tensorflow")
     from models.training.finder import FinderConfig, FinderTrainer, export_and_evaluate
 
-    cfg = FinderConfig(batch_size=2, steps_per_epoch=2, dev_receipts=2, dev_empties=2)
+    cfg = FinderConfig(
+        batch_size=2, steps_per_epoch=2, dev_receipts=2, dev_empties=2, bank_frames=6
+    )
     run = tmp_path / "run"
     FinderTrainer(run, cfg).fit(1)
     again = FinderTrainer(run, cfg)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
+import cv2
 import numpy as np
 import pytest
 
+from models.document.geometry import order_corners
 from models.litert.corners import (
     INPUT_SIZE,
     FinderScore,
@@ -14,7 +18,7 @@ from models.litert.corners import (
     map_size,
     prepare_frame,
 )
-from models.training.finder_data import RENDER_SIZE, example
+from models.training.finder_data import RENDER_SIZE, augment, bank_batches, build_bank, example
 
 CORNERS = [(100.0, 60.0), (300.0, 70.0), (290.0, 450.0), (90.0, 440.0)]
 
@@ -58,3 +62,40 @@ def test_examples_from_the_generator():
     image, maps, presence, quad = example(11, empty=True)
     assert presence == 0.0 and quad is None and not maps.any()
     assert prepare_frame(np.zeros((40, 30, 3), np.uint8)).shape == (256, 192, 3)
+
+
+def test_bank_renders_resumes_and_feeds_batches(tmp_path):
+    bank = build_bank(tmp_path, 5, seed=123, empty_share=0.4, shard=3, workers=1)
+    assert bank.frames.shape == (5, INPUT_SIZE[1], INPUT_SIZE[0], 3) and len(bank) == 5
+    assert bank.frames.dtype == np.uint8
+    empty = np.isnan(bank.corners).any(axis=(1, 2))
+    assert 0 < empty.sum() < 5  # this seed gives both kinds
+    for quad in bank.corners[~empty]:  # screen order, inside the input
+        np.testing.assert_allclose(order_corners(quad), quad)
+        assert (quad >= 0).all() and (quad[:, 0] < INPUT_SIZE[0]).all()
+    first = (tmp_path / "shard-0000.npz").stat().st_mtime_ns
+    again = build_bank(tmp_path, 5, seed=123, empty_share=0.4, shard=3, workers=1)
+    assert (tmp_path / "shard-0000.npz").stat().st_mtime_ns == first  # not rendered again
+    np.testing.assert_array_equal(again.frames, bank.frames)
+    images, maps, presence = next(bank_batches(bank, batch_size=8, seed=1))
+    assert images.shape == (8, INPUT_SIZE[1], INPUT_SIZE[0], 3) and images.min() >= 0
+    assert images.max() <= 1
+    for k in range(8):
+        assert bool(maps[k].any()) == bool(presence[k, 0])
+
+
+def test_augment_moves_the_corners_with_the_picture():
+    """A white quad on black: after any pose, the augmented corners sit on the white quad."""
+    frame = np.zeros((INPUT_SIZE[1], INPUT_SIZE[0], 3), np.uint8)
+    quad = np.array([[50, 40], [140, 50], [130, 210], [45, 200]], np.float32)
+    cv2.fillConvexPoly(frame, quad.astype(np.int32), (255, 255, 255))
+    rng = random.Random(5)
+    for _ in range(20):
+        img, pts = augment(frame, quad, rng)
+        assert pts.shape == (4, 2)
+        np.testing.assert_allclose(order_corners(pts), pts)
+        inside = pts + (pts.mean(axis=0) - pts) * 0.1  # a little towards the centre
+        for x, y in inside:
+            assert img[round(y), round(x)].mean() > 0.5
+    img, pts = augment(frame, np.full((4, 2), np.nan, np.float32), rng)
+    assert np.isnan(pts).all() and img.shape == frame.shape
