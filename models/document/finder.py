@@ -41,11 +41,14 @@ WORK_SIDE = 640
 @dataclass(frozen=True)
 class Detection:
     """Where the receipt is. `quad` is float32 (4, 2), clockwise from top-left, in pixels of the
-    image given to the finder; `score` in [0, 1] is how sure the finder is."""
+    image given to the finder; `score` in [0, 1] is how sure the finder is. `others` are the
+    outlines of other receipts seen in the same photo (the largest one is `quad`): the gate
+    asks for each to be scanned on its own."""
 
     quad: np.ndarray
     score: float
     flat_scan: bool = False
+    others: tuple[np.ndarray, ...] = ()
 
 
 class ReceiptFinder(Protocol):

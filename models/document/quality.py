@@ -101,6 +101,12 @@ def assess_quality(
             edges = touched_edges(detection.quad, *frame_size, margin=t.edge_margin)
             if edges:
                 reasons.append(f"receipt may be cut off at the {_join(edges)} edge of the frame")
+        if detection is not None and detection.others:
+            n = len(detection.others)
+            reasons.append(
+                f"{n} other receipt{'s' if n > 1 else ''} in the photo; only the largest was "
+                "read: scan each receipt on its own"
+            )
     return Quality(
         accepted=not reasons,
         sharpness=round(sharpness, 2),

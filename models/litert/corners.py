@@ -2,9 +2,13 @@
 
 The finder sees the whole frame resized to `INPUT_SIZE` (aspect ignored: corners are given as
 shares of the frame's width and height, so any frame shape maps onto it) in RGB [0, 1]. It
-answers a presence probability and four corner heat maps (top-left, top-right, bottom-right,
-bottom-left) at 1/`STRIDE` of the input; each corner is the probability-weighted centre of the
-window around its map's peak, which gives sub-cell precision.
+answers a presence probability and, at 1/`STRIDE` of the input, four corner heat maps
+(top-left, top-right, bottom-right, bottom-left, in screen order) and a paper map (`PAPER`:
+the share of each cell covered by any receipt). Each corner is the probability-weighted centre
+of the window around its map's peak, which gives sub-cell precision. The paper map is how a
+second receipt in the frame is reported (`other_quads`): the corners describe one receipt, the
+largest, and paper left over once it is cleared belongs to another. It also teaches the net
+what paper looks like everywhere, not only at four points.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from models.document.geometry import order_corners
 from models.litert.textmap import quad_iou
 
 #: Input width, height.
@@ -24,6 +29,9 @@ STRIDE = 4
 SIGMA = 1.0
 #: Half-size of the window a corner is refined in, in cells.
 WINDOW = 2
+#: Channel of the paper map, after the four corners.
+PAPER = 4
+MAP_CHANNELS = 5
 
 
 def map_size(input_size: tuple[int, int] = INPUT_SIZE) -> tuple[int, int]:
@@ -55,8 +63,76 @@ def corner_heatmaps(
     return maps
 
 
+def paper_map(
+    quads: Sequence[Sequence[Sequence[float]]],
+    frame_size: tuple[int, int],
+    input_size: tuple[int, int] = INPUT_SIZE,
+) -> np.ndarray:
+    """Target [h, w] float32 in [0, 1]: the share of each map cell inside any of `quads`
+    (frame pixels), rasterised at 4x the map's resolution and averaged down."""
+    mw, mh = map_size(input_size)
+    fine = np.zeros((mh * 4, mw * 4), np.uint8)
+    scale = np.array([mw * 4 / frame_size[0], mh * 4 / frame_size[1]], np.float32)
+    for quad in quads:
+        pts = np.asarray(quad, np.float32) * scale
+        if np.isfinite(pts).all():
+            cv2.fillPoly(fine, [np.round(pts).astype(np.int32)], 255)
+    small = cv2.resize(fine, (mw, mh), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32) / 255.0
+
+
+def finder_targets(
+    main: Sequence[Sequence[float]] | None,
+    others: Sequence[Sequence[Sequence[float]]],
+    frame_size: tuple[int, int],
+    input_size: tuple[int, int] = INPUT_SIZE,
+) -> np.ndarray:
+    """The finder's target maps [h, w, MAP_CHANNELS]: the main receipt's corners (none without
+    one) and the paper of every receipt."""
+    maps = np.empty((*map_size(input_size)[::-1], MAP_CHANNELS), np.float32)
+    maps[:, :, :4] = corner_heatmaps(main, frame_size, input_size)
+    maps[:, :, PAPER] = paper_map(
+        ([main] if main is not None else []) + list(others), frame_size, input_size
+    )
+    return maps
+
+
+def other_quads(
+    paper: np.ndarray,
+    main: np.ndarray,
+    frame_size: tuple[int, int],
+    *,
+    threshold: float = 0.5,
+    min_share: float = 0.08,
+) -> list[np.ndarray]:
+    """Other receipts in the frame, from the paper map [h, w] (probabilities) and the main
+    receipt's quad (frame pixels): regions of paper left once the main quad (grown by a cell)
+    is cleared, of at least `min_share` of the main quad's area, each as its minimum-area
+    rectangle (4, 2) in frame pixels, clockwise, largest first. A second receipt partly under
+    the first is reported by its visible part."""
+    mh, mw = paper.shape
+    scale = np.array([mw / frame_size[0], mh / frame_size[1]], np.float32)
+    binary = (paper >= threshold).astype(np.uint8)
+    cleared = np.zeros_like(binary)
+    cv2.fillPoly(cleared, [np.round(np.asarray(main, np.float32) * scale).astype(np.int32)], 1)
+    binary[cv2.dilate(cleared, np.ones((3, 3), np.uint8)) > 0] = 0
+    main_area = abs(cv2.contourArea(np.asarray(main, np.float32) * scale))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
+    found = []
+    for k in range(1, count):
+        area = float(stats[k, cv2.CC_STAT_AREA])
+        if area < max(min_share * main_area, 4.0):
+            continue
+        ys, xs = np.nonzero(labels == k)
+        pts = np.stack([xs, ys], axis=1).astype(np.float32) + 0.5
+        box = cv2.boxPoints(cv2.minAreaRect(pts)) / scale
+        found.append((area, order_corners(box)))
+    return [box for _, box in sorted(found, key=lambda ab: -ab[0])]
+
+
 def decode_heatmaps(maps: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
-    """Corners (4, 2) float32 in frame pixels from heat maps [h, w, 4] (probabilities)."""
+    """Corners (4, 2) float32 in frame pixels from heat maps [h, w, >= 4] (probabilities; the
+    first four channels are the corners)."""
     mh, mw = maps.shape[:2]
     out = np.zeros((4, 2), np.float32)
     for k in range(4):

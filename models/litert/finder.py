@@ -9,7 +9,8 @@ scan (the paper fills the picture), as the contract in `models.document.finder` 
 The model places corners on a 4-pixel grid of its 192x256 input, to 1-3 % of the receipt's
 diagonal: too coarse for a narrow receipt's IoU. Unless `refine=False`, the decoded quad is
 snapped onto the paper's edges in the full frame (`models.document.refine`), which keeps the
-model's quad wherever it finds no clear edge.
+model's quad wherever it finds no clear edge. Paper that the model sees outside that receipt is
+reported as other receipts (`Detection.others`, `models.litert.corners.other_quads`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from models.document.finder import Detection
 from models.document.geometry import order_corners, quad_area
 from models.document.refine import RefineSettings, refine_quad
-from models.litert.corners import INPUT_SIZE, decode_heatmaps, prepare_frame
+from models.litert.corners import INPUT_SIZE, PAPER, decode_heatmaps, other_quads, prepare_frame
 from models.litert.runtime import load_model
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,14 @@ class LiteRTFinder:
         if presence < self._threshold:
             logger.debug("finder: no receipt (presence %.2f)", presence)
             return None
-        quad = decode_heatmaps(maps, (width, height))
+        coarse = order_corners(decode_heatmaps(maps, (width, height)))
+        others = (
+            tuple(other_quads(maps[..., PAPER], coarse, (width, height)))
+            if maps.shape[-1] > PAPER  # a model with a paper map
+            else ()
+        )
+        quad = coarse
         if self._refine:
-            quad = refine_quad(image, order_corners(quad), self._refine_settings)
-        quad = order_corners(quad)
+            quad = order_corners(refine_quad(image, coarse, self._refine_settings))
         flat = quad_area(quad) >= self._flat_area * width * height
-        return Detection(quad=quad, score=presence, flat_scan=flat)
+        return Detection(quad=quad, score=presence, flat_scan=flat, others=others)

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from models.litert.corners import INPUT_SIZE, STRIDE, FinderScore, decode_heatmaps
+from models.litert.corners import (
+    INPUT_SIZE,
+    MAP_CHANNELS,
+    PAPER,
+    STRIDE,
+    FinderScore,
+    decode_heatmaps,
+)
 from models.training.blocks import encoder, fpn_decoder
 from models.training.finder_data import RENDER_SIZE, bank_batches, build_bank, example
 from models.training.prefetch import prefetch
@@ -49,7 +56,8 @@ class FinderConfig:
 
 
 def build_model(cfg: FinderConfig) -> tf.keras.Model:
-    """Separable encoder to stride 32; presence from its pooled features; maps at stride 4."""
+    """Separable encoder to stride 32; presence from its pooled features; maps (four corners
+    and the paper) at stride 4."""
     layers = tf.keras.layers
     inp = layers.Input((INPUT_SIZE[1], INPUT_SIZE[0], 3), name="frame")
     skips = encoder(inp, cfg.channels)[1:]  # strides 4, 8, 16, 32
@@ -57,23 +65,29 @@ def build_model(cfg: FinderConfig) -> tf.keras.Model:
     presence = layers.Dense(1, activation="sigmoid", name="presence")(pooled)
     y = fpn_decoder(skips, cfg.decoder)
     assert STRIDE == 4  # the decoder stops at the first skip, stride 4
-    maps = layers.Conv2D(4, 1, activation="sigmoid", name="corners")(y)
+    maps = layers.Conv2D(MAP_CHANNELS, 1, activation="sigmoid", name="corners")(y)
     return tf.keras.Model(inp, [presence, maps], name="finder")
 
 
 def _loss(
     maps_t: tf.Tensor, presence_t: tf.Tensor, presence: tf.Tensor, maps: tf.Tensor
 ) -> tf.Tensor:
-    """Presence cross-entropy + heat-map cross-entropy on frames with a receipt (positive cells
-    weighted up: they are a handful among thousands)."""
+    """Presence cross-entropy + corner heat-map cross-entropy on frames with a receipt (positive
+    cells weighted up: they are a handful among thousands) + paper-map cross-entropy on every
+    frame (an empty countertop has no paper)."""
     p_loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(presence_t, presence))
     eps = 1e-6
-    pos = -maps_t * tf.math.log(maps + eps) * 20.0
-    neg = -(1 - maps_t) * tf.math.log(1 - maps + eps)
+    corners_t, corners = maps_t[..., :PAPER], maps[..., :PAPER]
+    pos = -corners_t * tf.math.log(corners + eps) * 20.0
+    neg = -(1 - corners_t) * tf.math.log(1 - corners + eps)
     per_frame = tf.reduce_mean(pos + neg, axis=[1, 2, 3])
     has = presence_t[:, 0]
     m_loss = tf.reduce_sum(per_frame * has) / tf.maximum(tf.reduce_sum(has), 1.0)
-    return p_loss + m_loss
+    paper_t, paper = maps_t[..., PAPER], maps[..., PAPER]
+    paper_loss = -tf.reduce_mean(
+        paper_t * tf.math.log(paper + eps) + (1 - paper_t) * tf.math.log(1 - paper + eps)
+    )
+    return p_loss + m_loss + paper_loss
 
 
 Run = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -122,7 +136,9 @@ class FinderTrainer(RunTrainer):
         )
         spec = [
             tf.TensorSpec((None, INPUT_SIZE[1], INPUT_SIZE[0], 3), tf.float32),
-            tf.TensorSpec((None, INPUT_SIZE[1] // STRIDE, INPUT_SIZE[0] // STRIDE, 4), tf.float32),
+            tf.TensorSpec(
+                (None, INPUT_SIZE[1] // STRIDE, INPUT_SIZE[0] // STRIDE, MAP_CHANNELS), tf.float32
+            ),
             tf.TensorSpec((None, 1), tf.float32),
         ]
         self._step = self._make_step(
@@ -200,7 +216,10 @@ def export_and_evaluate(
             "channels": 3,
             "order": "RGB",
             "range": [0.0, 1.0],
-            "outputs": "presence [1, 1]; corner heat maps TL, TR, BR, BL at stride 4",
+            "outputs": (
+                "presence [1, 1]; maps [1, h, w, 5] at stride 4: corner heat maps TL, TR, BR, "
+                "BL (screen order) and the paper of every receipt"
+            ),
         },
         "models": score_exports(
             paths,

@@ -3,8 +3,9 @@
 Each example is one synthetic frame (`models.synth.generate_receipt` or, with probability
 `empty_share`, `generate_empty`), rendered at `render_size` (smaller than a camera frame: the
 finder sees it at 192x256 anyway, and small frames render five times faster), resized to the
-finder's input, with Gaussian corner maps (`models.litert.corners.corner_heatmaps`) and a
-presence target of 1 or 0. Seeds make every example reproducible.
+finder's input, with its target maps (`models.litert.corners.finder_targets`: Gaussian corner
+maps of the main receipt and the paper of every receipt, a second one included) and a presence
+target of 1 or 0. Seeds make every example reproducible.
 
 Training reads a *frame bank* rather than rendering every step: rendering costs about 60 ms a
 frame and a training step of 16 frames about 65 ms on one CPU core, so fresh frames would leave
@@ -34,19 +35,27 @@ import cv2
 import numpy as np
 
 from models.document.geometry import order_corners
-from models.litert.corners import INPUT_SIZE, corner_heatmaps, map_size, prepare_frame
+from models.litert.corners import (
+    INPUT_SIZE,
+    MAP_CHANNELS,
+    finder_targets,
+    map_size,
+    prepare_frame,
+)
 from models.synth import generate_empty, generate_receipt
 
 logger = logging.getLogger(__name__)
 
 RENDER_SIZE = (384, 512)
+#: Other receipts kept per bank frame (the generator puts at most one beside the main one).
+MAX_OTHERS = 2
 
 
 def example(
     seed: int, empty: bool, render_size: tuple[int, int] = RENDER_SIZE
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None]:
-    """(input [H, W, 3], heat maps [h, w, 4], presence, corners (4, 2) in frame pixels, screen
-    order, or None)."""
+    """(input [H, W, 3], target maps [h, w, MAP_CHANNELS], presence, corners (4, 2) in frame
+    pixels, screen order, or None)."""
     sample = generate_empty(seed, render_size) if empty else generate_receipt(seed, render_size)
     quad = (
         None
@@ -54,7 +63,8 @@ def example(
         else order_corners(np.asarray(sample.label.corners, np.float32))
     )
     image = prepare_frame(sample.image, INPUT_SIZE)
-    maps = corner_heatmaps(None if quad is None else quad.tolist(), render_size, INPUT_SIZE)
+    others = [list(q) for q in sample.label.others]
+    maps = finder_targets(None if quad is None else quad.tolist(), others, render_size, INPUT_SIZE)
     return image, maps, float(quad is not None), quad
 
 
@@ -63,11 +73,13 @@ def example(
 
 @dataclass(frozen=True)
 class FrameBank:
-    """Frames [N, H, W, 3] uint8 at the finder's input size and their corners [N, 4, 2]
-    float32 in input pixels, screen order (NaN for an empty countertop)."""
+    """Frames [N, H, W, 3] uint8 at the finder's input size, their corners [N, 4, 2] float32
+    in input pixels, screen order (NaN for an empty countertop), and the corners of other
+    receipts in them [N, MAX_OTHERS, 4, 2] (NaN where none)."""
 
     frames: np.ndarray
     corners: np.ndarray
+    others: np.ndarray
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -79,17 +91,18 @@ def _render_shard(args: tuple[Path, int, int, float]) -> Path:
     rng = random.Random(first)
     frames = np.empty((count, INPUT_SIZE[1], INPUT_SIZE[0], 3), np.uint8)
     corners = np.full((count, 4, 2), np.nan, np.float32)
+    others = np.full((count, MAX_OTHERS, 4, 2), np.nan, np.float32)
+    scale = np.array([INPUT_SIZE[0] / RENDER_SIZE[0], INPUT_SIZE[1] / RENDER_SIZE[1]], np.float32)
     for k in range(count):
         empty = rng.random() < empty_share
         sample = (generate_empty if empty else generate_receipt)(first + k, RENDER_SIZE)
         frames[k] = cv2.resize(sample.image, INPUT_SIZE, interpolation=cv2.INTER_AREA)
         if sample.label.corners is not None:
-            scale = np.array(
-                [INPUT_SIZE[0] / RENDER_SIZE[0], INPUT_SIZE[1] / RENDER_SIZE[1]], np.float32
-            )
             corners[k] = order_corners(np.asarray(sample.label.corners, np.float32)) * scale
+        for j, quad in enumerate(sample.label.others[:MAX_OTHERS]):
+            others[k, j] = np.asarray(quad, np.float32) * scale
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, frames=frames, corners=corners)
+    np.savez(tmp, frames=frames, corners=corners, others=others)
     tmp.replace(path)
     return path
 
@@ -123,14 +136,15 @@ def build_bank(
     return FrameBank(
         np.concatenate([p["frames"] for p in parts])[:count],
         np.concatenate([p["corners"] for p in parts])[:count],
+        np.concatenate([p["others"] for p in parts])[:count],
     )
 
 
 def augment(
-    frame: np.ndarray, corners: np.ndarray, rng: random.Random
-) -> tuple[np.ndarray, np.ndarray]:
+    frame: np.ndarray, corners: np.ndarray, others: np.ndarray, rng: random.Random
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A re-posed, re-lit copy of a bank frame: (float32 [H, W, 3] in [0, 1], corners in
-    screen order, NaN kept for an empty frame).
+    screen order, NaN kept for an empty frame, the other receipts' corners moved alike).
 
     A similarity transform (rotation up to 12 degrees, scale 0.85 to 1.1, shift up to 6 % of
     the frame; the border continues the countertop by reflection) that keeps every corner
@@ -140,7 +154,7 @@ def augment(
     """
     h, w = frame.shape[:2]
     has = not np.isnan(corners).any()
-    pts = corners.copy()
+    pts, more = corners.copy(), others.copy()
     out = frame
     for _ in range(4):
         angle = rng.uniform(-12, 12)
@@ -153,13 +167,14 @@ def augment(
         ):
             out = cv2.warpAffine(frame, mat, (w, h), borderMode=cv2.BORDER_REFLECT_101)
             pts = moved
+            more = more @ mat[:, :2].T + mat[:, 2]
             break
     if rng.random() < 0.5:
         out = out[:, ::-1]
-        pts = pts * [-1, 1] + [w - 1, 0]
+        pts, more = (q * [-1, 1] + [w - 1, 0] for q in (pts, more))
     if rng.random() < 0.1:
         out = out[::-1, ::-1]
-        pts = [w - 1, h - 1] - pts
+        pts, more = ([w - 1, h - 1] - q for q in (pts, more))
     if has:
         pts = order_corners(pts)
     img = out.astype(np.float32) / 255.0
@@ -168,7 +183,8 @@ def augment(
     if rng.random() < 0.25:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
     noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(0, 0.03), img.shape)
-    return np.clip(img + noise, 0, 1).astype(np.float32), np.asarray(pts, np.float32)
+    img = np.clip(img + noise, 0, 1).astype(np.float32)
+    return img, np.asarray(pts, np.float32), np.asarray(more, np.float32)
 
 
 def bank_batches(
@@ -179,12 +195,13 @@ def bank_batches(
     mw, mh = map_size(INPUT_SIZE)
     while True:
         images = np.empty((batch_size, INPUT_SIZE[1], INPUT_SIZE[0], 3), np.float32)
-        maps = np.empty((batch_size, mh, mw, 4), np.float32)
+        maps = np.empty((batch_size, mh, mw, MAP_CHANNELS), np.float32)
         presence = np.empty((batch_size, 1), np.float32)
         for k in range(batch_size):
             i = rng.randrange(len(bank))
-            images[k], pts = augment(bank.frames[i], bank.corners[i], rng)
+            images[k], pts, more = augment(bank.frames[i], bank.corners[i], bank.others[i], rng)
             has = not np.isnan(pts).any()
-            maps[k] = corner_heatmaps(pts.tolist() if has else None, INPUT_SIZE, INPUT_SIZE)
+            others = [q.tolist() for q in more if np.isfinite(q).all()]
+            maps[k] = finder_targets(pts.tolist() if has else None, others, INPUT_SIZE, INPUT_SIZE)
             presence[k, 0] = float(has)
         yield images, maps, presence

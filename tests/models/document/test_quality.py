@@ -66,6 +66,20 @@ def test_cut_off_and_missing_receipts_are_reported(sharp: np.ndarray) -> None:
     assert "no receipt found" in quality.reasons[0]
 
 
+def test_other_receipts_in_the_photo_are_reported(sharp: np.ndarray) -> None:
+    quad = np.array([[100, 50], [400, 50], [400, 550], [100, 550]], np.float32)
+    other = np.array([[500, 100], [700, 100], [700, 400], [500, 400]], np.float32)
+    alone = assess_quality(sharp, detection=Detection(quad, 0.9), frame_size=(800, 600))
+    assert alone.accepted
+    two = assess_quality(
+        sharp, detection=Detection(quad, 0.9, others=(other,)), frame_size=(800, 600)
+    )
+    assert not two.accepted
+    assert two.reasons == [
+        "1 other receipt in the photo; only the largest was read: scan each receipt on its own"
+    ]
+
+
 def test_sroie_scans_pass_the_gate(sroie_dir: Path) -> None:
     for sample in ("000", "017", "100", "333", "512"):
         image = load_image(sroie_dir / "img" / f"{sample}.jpg")

@@ -11,13 +11,18 @@ import pytest
 from models.document.geometry import order_corners
 from models.litert.corners import (
     INPUT_SIZE,
+    MAP_CHANNELS,
+    PAPER,
     FinderScore,
     corner_error,
     corner_heatmaps,
     decode_heatmaps,
+    finder_targets,
     map_size,
+    other_quads,
     prepare_frame,
 )
+from models.litert.textmap import quad_iou
 from models.training.finder_data import RENDER_SIZE, augment, bank_batches, build_bank, example
 
 CORNERS = [(100.0, 60.0), (300.0, 70.0), (290.0, 450.0), (90.0, 440.0)]
@@ -80,8 +85,10 @@ def test_bank_renders_resumes_and_feeds_batches(tmp_path):
     images, maps, presence = next(bank_batches(bank, batch_size=8, seed=1))
     assert images.shape == (8, INPUT_SIZE[1], INPUT_SIZE[0], 3) and images.min() >= 0
     assert images.max() <= 1
+    assert maps.shape[-1] == MAP_CHANNELS
     for k in range(8):
-        assert bool(maps[k].any()) == bool(presence[k, 0])
+        assert bool(maps[k, :, :, :PAPER].any()) == bool(presence[k, 0])
+        assert bool(presence[k, 0]) <= bool(maps[k, :, :, PAPER].any())
 
 
 def test_augment_moves_the_corners_with_the_picture():
@@ -89,13 +96,37 @@ def test_augment_moves_the_corners_with_the_picture():
     frame = np.zeros((INPUT_SIZE[1], INPUT_SIZE[0], 3), np.uint8)
     quad = np.array([[50, 40], [140, 50], [130, 210], [45, 200]], np.float32)
     cv2.fillConvexPoly(frame, quad.astype(np.int32), (255, 255, 255))
+    other = np.array([[150, 150], [185, 150], [185, 250], [150, 250]], np.float32)
+    cv2.fillConvexPoly(frame, other.astype(np.int32), (0, 0, 200))
     rng = random.Random(5)
     for _ in range(20):
-        img, pts = augment(frame, quad, rng)
-        assert pts.shape == (4, 2)
+        img, pts, more = augment(frame, quad, other[None], rng)
+        assert pts.shape == (4, 2) and more.shape == (1, 4, 2)
         np.testing.assert_allclose(order_corners(pts), pts)
         inside = pts + (pts.mean(axis=0) - pts) * 0.1  # a little towards the centre
         for x, y in inside:
             assert img[round(y), round(x)].mean() > 0.5
-    img, pts = augment(frame, np.full((4, 2), np.nan, np.float32), rng)
-    assert np.isnan(pts).all() and img.shape == frame.shape
+        cx, cy = more[0].mean(axis=0)
+        if 0 <= cx < INPUT_SIZE[0] and 0 <= cy < INPUT_SIZE[1]:  # the red card moved alike
+            pixel = img[round(cy), round(cx)]
+            assert pixel[2] > pixel[0] + 0.2 or pixel[0] > pixel[2] + 0.2  # RGB or BGR red
+    none = np.full((0, 4, 2), np.nan, np.float32)
+    img, pts, more = augment(frame, np.full((4, 2), np.nan, np.float32), none, rng)
+    assert np.isnan(pts).all() and img.shape == frame.shape and more.shape == (0, 4, 2)
+
+
+def test_paper_map_covers_every_receipt_and_other_quads_finds_the_second():
+    main = [(40.0, 40.0), (120.0, 40.0), (120.0, 230.0), (40.0, 230.0)]
+    second = [(140.0, 60.0), (185.0, 60.0), (185.0, 160.0), (140.0, 160.0)]
+    maps = finder_targets(main, [second], INPUT_SIZE)
+    assert maps.shape == (*map_size()[::-1], MAP_CHANNELS)
+    paper = maps[:, :, PAPER]
+    assert paper[30, 20] == pytest.approx(1.0) and paper[25, 40] == pytest.approx(1.0)
+    assert paper[5, 5] == 0.0
+    found = other_quads(paper, np.array(main, np.float32), INPUT_SIZE)
+    assert len(found) == 1
+    assert quad_iou(found[0].tolist(), second) > 0.8
+    np.testing.assert_allclose(order_corners(found[0]), found[0])
+    alone = finder_targets(main, [], INPUT_SIZE)[:, :, PAPER]
+    assert other_quads(alone, np.array(main, np.float32), INPUT_SIZE) == []
+    assert not finder_targets(None, [], INPUT_SIZE).any()
