@@ -16,6 +16,7 @@ import click
 from models.evaluation.corrections import CorrectionError, corrected_receipts
 from models.evaluation.crossval import Labelled, calibration_from, cross_validate_extractor
 from models.evaluation.finder_cli import finder_command
+from models.evaluation.header_words import MIN_SHOPS, header_words, known_words, to_json
 from models.evaluation.learn import cross_validate, fit_chosen, header_example
 from models.evaluation.ocr_cli import ocr_command
 from models.evaluation.scoring import FIELDS, ReceiptScore, Report, score_receipt, summarise
@@ -25,6 +26,7 @@ from models.extraction import Extraction, extract_fields
 from models.extraction.calibration import TABLE_FILE
 from models.extraction.extract import DEFAULT_MODELS
 from models.extraction.linear import TABLE_FILE as MODELS_FILE
+from models.extraction.wordfix import LEXICON_FILE
 from models.receipt import OcrLine
 
 log = logging.getLogger(__name__)
@@ -415,3 +417,25 @@ def train_lines(
     out.write_text(models.to_json())
     kept = ", ".join(models.models) or "none (the rules stay)"
     click.echo(f"l2={best.l2:g}; learned scorers kept: {kept}; wrote {out}")
+
+
+@eval_group.command("header-words")
+@_train_split_options
+@click.option(
+    "--min-shops",
+    type=click.IntRange(1, 100),
+    default=MIN_SHOPS,
+    show_default=True,
+    help="A word must occur at this many shops of the train split to be kept.",
+)
+@_out_option(LEXICON_FILE, "Where to write the header lexicon.")
+def header_words_command(*, data: Path, split_file: Path, min_shops: int, out: Path) -> None:
+    """Build the lexicon unsure header readings are repaired against, from train only."""
+    cases = _train_cases(data, split_file)
+    keys = [c.key for c in cases]
+    transcripts = ["\n".join(ln.text for ln in c.lines()) for c in cases]
+    words = header_words(keys, min_shops)
+    known = known_words(keys, transcripts, min_shops)
+    source = f"SROIE train split of {split_file.name}, {len(cases)} receipts"
+    out.write_text(to_json(words, known, source, min_shops))
+    click.echo(f"{len(words)} header words, {len(known)} known words; wrote {out}")

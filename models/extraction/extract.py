@@ -31,6 +31,7 @@ from models.extraction.lexicon import repair_words
 from models.extraction.linear import LineModels
 from models.extraction.linear import load as load_models
 from models.extraction.merchant import find_merchant, header_lines
+from models.extraction.wordfix import Lexicon, repair_lines
 from models.receipt import (
     DateField,
     LineItem,
@@ -43,6 +44,10 @@ from models.receipt import (
 )
 
 log = logging.getLogger(__name__)
+
+#: A line read below this confidence with at most `JUNK_CHARS` letters or digits is dropped.
+JUNK_CONFIDENCE = 0.2
+JUNK_CHARS = 2
 
 #: Below this a field is shown to a person before it is trusted.
 REVIEW_THRESHOLD = 0.5
@@ -230,21 +235,37 @@ def read_header(page: Page, models: LineModels) -> tuple[_Found | None, _Found |
     return learned_merchant or merchant, learned_address or address
 
 
+def _without_junk(lines: Sequence[OcrLine]) -> list[OcrLine]:
+    """The lines without the specks the recognizer could not read: a box of one or two
+    characters read below `JUNK_CONFIDENCE` is a blot, a logo fragment or a sliver of a
+    neighbouring box ('0' at 0.04 between 'POPULAR' and 'BOOK'), and it splits the printed
+    line it sits in. Ground-truth lines (confidence 1) are all kept; so is everything when
+    nothing else is left."""
+    kept = [
+        ln
+        for ln in lines
+        if ln.confidence >= JUNK_CONFIDENCE or sum(c.isalnum() for c in ln.text) > JUNK_CHARS
+    ]
+    return kept or list(lines)
+
+
 def extract_fields(
     lines: Sequence[OcrLine],
     image_size: tuple[int, int] | None = None,
     calibration: Calibration | None = DEFAULT_CALIBRATION,
     models: LineModels = DEFAULT_MODELS,
+    lexicon: Lexicon | None = None,
 ) -> Extraction:
     """Read a receipt's fields from its OCR lines. Pure: no I/O, same input gives same output.
 
     `calibration` maps the raw confidences of merchant, address, date and total to calibrated
     ones (None keeps them raw, as the calibration fit needs); `models` are the learned scorers
-    (an empty `LineModels` keeps the hand rules alone).
+    (an empty `LineModels` keeps the hand rules alone); `lexicon` the header words that
+    unsure readings are repaired against (`wordfix`; None: the committed one).
     """
     if not lines:
         return Extraction(ReceiptFields(), True, ["no text was read from the image"])
-    page = build_page(lines, image_size)
+    page = build_page(repair_lines(_without_junk(lines), lexicon), image_size)
     texts = [ln.text for ln in page.lines]
     full_text = "\n".join(texts)
     reasons: list[str] = []

@@ -65,7 +65,15 @@ _REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)\W*$", re.IGNORECAS
 _OWNED_BY = re.compile(
     r"^\s*(?:DIMILIKI(?: OLEH)?|OWNED BY|OWN BY|OPERATED BY)\s*:?\s*", re.IGNORECASE
 )
-_SUFFIX_MISREAD = re.compile(r"(SDN\.?\s*)B(?:ND|HO|H0|N0)\b", re.IGNORECASE)
+# 'SDN BND', 'SDN BHO', 'SDN BHT', 'SDN 8HD', and 'SDN BH' with its last letter cut off by
+# the box: 'BH' alone is no word, so after 'SDN' it is the legal form.
+_SUFFIX_MISREAD = re.compile(r"(SDN\.?\s*)(?:B(?:ND|HO|H0|N0|HT|H)|8HD)\b", re.IGNORECASE)
+# 'C0' for 'CO' (company): a zero for the O of a two-letter word ('POPULAR BOOK C0 (M)').
+_CO_MISREAD = re.compile(r"(?<![\w.])([Cc])0(?=\.?(?:\s|$))")
+# A name cut after 'SDN' (the box of 'BHD' missed): 'SDN' is never a whole legal form.
+_SDN_CUT = re.compile(r"\bSDN\.?\s*$", re.IGNORECASE)
+# '(' read as 'C' before a bracketed word whose ')' has no '(': 'CO. C M ) SDN BHD'.
+_PAREN_AS_C = re.compile(r"(?<![\w(])[Cc]\s*(\w{1,12})\s*\)")
 _LEADING_JUNK = re.compile(r"^\s*#?\d{4,}\s+(?=[A-Z])", re.IGNORECASE)
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,]{7,}$")
 _CITY_STATE = re.compile(r"^[A-Za-z .'-]+,\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?\.?$")
@@ -112,6 +120,9 @@ def clean_name(text: str) -> str:
     """The name without a trailing registration number or an 'owned by' prefix."""
     text = _OWNED_BY.sub("", text)
     text = _SUFFIX_MISREAD.sub(_bhd, text)  # OCR: 'SDN BND', 'SDN BHO', 'Sdn Bnd'
+    text = _CO_MISREAD.sub(lambda m: m.group(1) + ("O" if m.group(1) == "C" else "o"), text)
+    if text.count(")") > text.count("("):
+        text = _PAREN_AS_C.sub(r"(\1)", text, count=1)
     # Numbers are found in the look-alike-corrected text ('(I39386-X)'), which has the same
     # length, and cut from the printed one.
     m = _NAME_THEN_REG.match(ocr_clean(text))
@@ -122,6 +133,8 @@ def clean_name(text: str) -> str:
         text = text[m.end() :]
     m = _TRAILING_REG.search(ocr_clean(text))
     stripped = (text[: m.start()] if m else text).strip()
+    if _SDN_CUT.search(stripped) and len(stripped.split()) > 1:
+        stripped += " BHD" if stripped[-3:].isupper() else " Bhd"
     return stripped or text.strip()
 
 

@@ -48,7 +48,7 @@ def test_extract_fields_uses_calibrated_or_raw_confidences() -> None:
 
 
 def test_a_field_is_only_as_sure_as_the_reading_of_its_lines() -> None:
-    rows = [
+    rows: list[str | tuple[str, str]] = [
         "KEDAI BUKU MAJU SDN BHD",
         "NO 3, JALAN AMAN, 50000 KUALA LUMPUR",
         "DATE: 12/03/2018",
