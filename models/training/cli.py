@@ -57,9 +57,10 @@ _INIT_TFLITE_OPTION = click.option(
     "--init-tflite",
     default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Start a new run from a published .tflite (e.g. models/artifacts/recognizer_int8.tflite: "
-    "its weights, batch norms calibrated on training batches) with a fresh optimizer; ignored "
-    "when the run folder already has checkpoints, so the same command resumes.",
+    help="Start a new run from a published .tflite (e.g. models/artifacts/recognizer_int8.tflite "
+    "or detector_int8.tflite: its weights, batch norms calibrated on training batches) with a "
+    "fresh optimizer; ignored when the run folder already has checkpoints, so the same command "
+    "resumes.",
 )
 
 
@@ -236,21 +237,36 @@ def _train_and_export(
     init_weights: Path | None,
     resume: bool,
     export_only: bool,
+    init_tflite: Path | None = None,
 ) -> None:
     """Train a run (new or resumed; default folder DEFAULT_RUNS/name) to `epochs` epochs
-    unless export_only, then export it."""
+    unless export_only, then export it. `init_tflite` needs a trainer with `warm_start`."""
     from dataclasses import replace
 
+    if init_weights and init_tflite:
+        raise click.UsageError("--init-weights and --init-tflite exclude each other")
     run_dir = run_dir or DEFAULT_RUNS / name
     _check_run_dir(run_dir, resume, export_only)
     if steps_per_epoch:
         cfg = replace(cfg, steps_per_epoch=steps_per_epoch)
     if schedule_epochs:
         cfg = replace(cfg, schedule_epochs=schedule_epochs)
+    fresh = not (run_dir / "ckpt").exists()
     trainer = trainer_type(run_dir, cfg)
-    if init_weights and not (run_dir / "ckpt").exists():
+    if init_weights and fresh:
         trainer.model.load_weights(str(init_weights))
         logger.info("new run %s starts from %s", run_dir, init_weights)
+    if init_tflite and fresh and not export_only:
+        from models.training.from_tflite import TfliteMismatch
+
+        warm_start: Callable[[Path], object] | None = getattr(trainer, "warm_start", None)
+        if warm_start is None:
+            raise click.UsageError(f"--init-tflite is not supported for the {name}")
+        try:
+            warm_start(init_tflite)
+        except TfliteMismatch as exc:
+            raise click.ClickException(str(exc)) from exc
+        logger.info("new run %s starts from %s", run_dir, init_tflite)
     if not export_only:
         trainer.fit(epochs)
     export(trainer, run_dir / "export")
@@ -258,6 +274,7 @@ def _train_and_export(
 
 @train.command()
 @_run_options
+@_INIT_TFLITE_OPTION
 def detector(**options: Any) -> None:
     """Train the text-line detector on SROIE train pages + synthetic flat receipts."""
     _tensorflow_or_explain()

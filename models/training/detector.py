@@ -11,6 +11,7 @@ out of training, plus synthetic pages); SROIE val is scored only once, at export
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,15 +29,30 @@ from models.litert.textmap import (
     boxes_from_map,
     calibrate_growth,
     match_boxes,
+    merge_row_pieces,
     prepare_page,
 )
+from models.ocr.litert import LiteRTConfig
 from models.training.blocks import encoder, fpn_decoder
 from models.training.data import SROIE_ROOT
 from models.training.detector_data import Page, batches, sroie_pages, synth_page
+from models.training.from_tflite import (
+    TfliteMismatch,
+    init_from_tflite,
+    published_entry,
+    tflite_runner,
+)
 from models.training.prefetch import prefetch
 from models.training.runs import RunTrainer, export_tflite, load_config, score_exports, write_report
 
+logger = logging.getLogger(__name__)
+
 SYNTH_DEV_SEED = 2 * 10**12
+#: A warm start must reproduce the published detector on the dev pages: its dev F1 may fall
+#: short of the .tflite's by at most this (int8 activations make the two differ a little)...
+WARM_F1_SLACK = 0.01
+#: ...and the two must agree on at least this share of the pixels' core / not-core decision.
+WARM_SAME_PIXELS = 0.99
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,11 @@ class DetectorConfig:
     synth_share: float = 0.5
     dev_receipts: int = 30
     dev_synth_pages: int = 20
+    #: cross-entropy weight of the cores of short boxes (under 1.5 heights wide: lone
+    #: quantities, tax codes, colons) and of the background between neighbouring boxes of a
+    #: row (`detector_data.loss_weights`); 1 is the plain loss the shipped detector had
+    short_weight: float = 1.0
+    gap_weight: float = 1.0
 
 
 def build_model(cfg: DetectorConfig) -> tf.keras.Model:
@@ -70,9 +91,12 @@ def build_model(cfg: DetectorConfig) -> tf.keras.Model:
     return tf.keras.Model(inp, prob, name="detector")
 
 
-def _loss(target: tf.Tensor, prob: tf.Tensor) -> tf.Tensor:
-    """Binary cross-entropy plus dice (the cores are a small share of the pixels)."""
-    bce = tf.reduce_mean(tf.keras.losses.binary_crossentropy(target, prob))
+def _loss(targets: tf.Tensor, prob: tf.Tensor) -> tf.Tensor:
+    """Binary cross-entropy (weighted per pixel) plus dice (the cores are a small share of the
+    pixels); `targets` [B, H, W, 2] holds the core map and the cross-entropy's weights."""
+    target, weight = targets[..., :1], targets[..., 1]
+    pixel = tf.keras.losses.binary_crossentropy(target, prob)  # [B, H, W]
+    bce = tf.reduce_sum(weight * pixel) / tf.maximum(tf.reduce_sum(weight), 1e-6)
     inter = tf.reduce_sum(target * prob, axis=[1, 2, 3])
     total = tf.reduce_sum(target + prob, axis=[1, 2, 3])
     dice = 1.0 - tf.reduce_mean((2 * inter + 1.0) / (total + 1.0))
@@ -93,9 +117,20 @@ def detect(
     cfg: DetectorConfig,
     growth: Growth = DEFAULT_GROWTH,
 ) -> list[Any]:
-    """Predicted quads of one page (its pixels) with a model function [1,H,W,1] -> [1,H,W,1]."""
+    """Predicted quads of one page (its pixels) with a model function [1,H,W,1] -> [1,H,W,1],
+    with the engine's post-processing (`models.ocr.litert.LiteRTConfig`'s core threshold,
+    least core score and row-piece merging), so epochs are chosen, and exports scored, on the
+    boxes the scanner will read."""
     prob, scale = core_map(run, page, cfg)
-    return [b.quad for b in boxes_from_map(prob, scale, growth=growth)]
+    post = LiteRTConfig()
+    found = boxes_from_map(
+        prob,
+        scale,
+        threshold=post.detector_threshold,
+        min_score=post.detector_min_score,
+        growth=growth,
+    )
+    return [b.quad for b in merge_row_pieces(found, post.merge_gap)]
 
 
 def score_pages(
@@ -115,6 +150,17 @@ def score_pages(
         "recall": total.recall,
         "pages": float(len(pages)),
     }
+
+
+def dev_score(
+    run: Callable[[np.ndarray], np.ndarray], pages: list[Page], cfg: DetectorConfig
+) -> dict[str, float]:
+    """`score_pages` with the boxes grown back as this model's cores need, measured on the same
+    held-out pages (as export calibrates the shipped model) rather than by the target's inverse:
+    a trained model's cores come out thicker than its targets. Two medians fitted on the pages
+    scored; that is how epochs and warm starts are compared."""
+    growth = calibrate_growth([(*core_map(run, p, cfg), p.boxes) for p in pages])
+    return score_pages(run, pages, cfg, growth)
 
 
 class DetectorTrainer(RunTrainer):
@@ -142,7 +188,7 @@ class DetectorTrainer(RunTrainer):
         )
         spec = [
             tf.TensorSpec((None, None, None, 1), tf.float32),
-            tf.TensorSpec((None, None, None, 1), tf.float32),
+            tf.TensorSpec((None, None, None, 2), tf.float32),  # core map, loss weights
         ]
         self._step = self._make_step(spec, lambda prob, targets: _loss(targets, prob))
 
@@ -153,6 +199,62 @@ class DetectorTrainer(RunTrainer):
 
     def run_fn(self) -> Callable[[np.ndarray], np.ndarray]:
         return lambda x: np.asarray(self.model(x, training=False))
+
+    def warm_start(self, tflite: Path, calibration_batches: int = 8) -> dict[str, float]:
+        """Start this new run from a published detector .tflite instead of from zero.
+
+        The weights come from the .tflite (`models.training.from_tflite`, ops and layers paired
+        by graph structure); its batch norms are calibrated on a few training batches (windows
+        of SROIE train pages and synthetic pages, never dev or val). The initialized model and
+        the .tflite then both map the SROIE dev pages: they must agree (pixels on the same side
+        of 0.5, dev F1 as the epochs score it), else TfliteMismatch. The initialized model
+        becomes the run's best weights so far. Returns the figures.
+        """
+        entry = published_entry(tflite)
+        spec = (entry or {}).get("input") or {}
+        for key, value in (("width", self.cfg.target_width), ("max_side", self.cfg.max_side)):
+            if spec.get(key, value) != value:
+                raise TfliteMismatch(
+                    f"{tflite} reads pages with {key} {spec[key]}, this run's config {value}"
+                )
+        real = sroie_pages(self.train_ids[:40], self.sroie_root)
+        stream = batches(
+            real,
+            batch_size=self.cfg.batch_size,
+            seed=0,
+            synth_share=self.cfg.synth_share,
+            synth_pool=8,
+            crop=self.cfg.crop,
+            target_width=self.cfg.target_width,
+            forbidden_ids=frozenset(self.split["val"]) | frozenset(self.dev_ids),
+        )
+        init_from_tflite(self.model, tflite, (next(stream)[0] for _ in range(calibration_batches)))
+        dev = sroie_pages(self.dev_ids, self.sroie_root)
+        ours, theirs = self.run_fn(), tflite_runner(tflite)
+        same, total, gaps = 0, 0, []
+        for page in dev:
+            a, b = core_map(ours, page, self.cfg)[0], core_map(theirs, page, self.cfg)[0]
+            same += int(np.sum((a >= 0.5) == (b >= 0.5)))
+            total += a.size
+            gaps.append(float(np.abs(a - b).mean()))
+        init = dev_score(ours, dev, self.cfg)
+        published = dev_score(theirs, dev, self.cfg)
+        figures = {
+            "init_dev_f1": init["f1"],
+            "tflite_dev_f1": published["f1"],
+            "same_pixels": same / max(total, 1),
+            "mean_prob_gap": float(np.mean(gaps)) if gaps else 0.0,
+        }
+        logger.info("warm start from %s: %s", tflite, figures)
+        if figures["same_pixels"] < WARM_SAME_PIXELS or figures["init_dev_f1"] < (
+            figures["tflite_dev_f1"] - WARM_F1_SLACK
+        ):
+            raise TfliteMismatch(f"the model initialized from {tflite} does not reproduce it")
+        # The starting point is the run's first candidate: an epoch must beat the published
+        # model on dev (as the epochs are scored) to become best.weights.h5.
+        self.best_f1.assign(init["f1"])
+        self.model.save_weights(str(self.run_dir / "best.weights.h5"))
+        return figures
 
     def dev_pages(self) -> dict[str, list[Page]]:
         synth = [synth_page(SYNTH_DEV_SEED + k) for k in range(self.cfg.dev_synth_pages)]
@@ -172,15 +274,18 @@ class DetectorTrainer(RunTrainer):
                 crop=self.cfg.crop,
                 target_width=self.cfg.target_width,
                 forbidden_ids=frozenset(self.split["val"]),
+                short_weight=self.cfg.short_weight,
+                gap_weight=self.cfg.gap_weight,
             ),
             depth=4,
         )
 
         def score_dev() -> dict[str, float]:
+            run = self.run_fn()
             return {
                 f"{name}_{k}": v
                 for name, pages in dev.items()
-                for k, v in score_pages(self.run_fn(), pages, self.cfg).items()
+                for k, v in dev_score(run, pages, self.cfg).items()
             }
 
         def merit(record: dict[str, float]) -> float:

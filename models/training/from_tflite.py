@@ -13,11 +13,15 @@ The converter changed the network on the way out, and this module undoes it:
 - int8 weights are quantized per output channel (scale, zero point), int32 biases with the
   scale input scale x weight scale, which the .tflite stores as the bias tensor's own scales.
 
-The weighted ops and the Keras model's weighted layers are paired in order, and each pair
-must agree in kind and shape: anything that does not match one-to-one raises TfliteMismatch
-naming both sides. Pairing by order suits chains such as the recognizer; where the converter
-schedules parallel branches in another order than Keras lists its layers (the detector's
-U-Net laterals), the sequences differ and the model is refused rather than guessed.
+The weighted ops and the Keras model's weighted layers are paired by graph structure, not by
+position: the converter schedules parallel branches in its own order (the detector's FPN
+laterals run right after the encoder stage they read, long before Keras lists them). Each
+weighted node, on either side, gets a fingerprint of its kind and of the fingerprints of the
+nearest weighted nodes upstream of its data input (through activations, additions, batch norms,
+reshapes and quantization ops), recursively down to the model's input; the two sides must have
+the same fingerprints, and a node pairs with the node of equal fingerprint (nodes that share
+one, structurally interchangeable, pair in order). Each pair must then agree in kind and
+shape: anything that does not match one-to-one raises TfliteMismatch naming both sides.
 
 Each batch normalization is then set so that, in inference mode, it applies
 exactly the affine map the .tflite applies after that op, and, in training mode, stays close
@@ -27,6 +31,7 @@ real inputs, so batch statistics of similar batches barely move its output.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -66,6 +71,8 @@ class _TfliteOp:
     consumers: int
     mul: np.ndarray | None = None
     add: np.ndarray | None = None
+    #: positions (in the list of weighted ops) of the nearest weighted ops upstream of its input
+    upstream: tuple[int, ...] = ()
 
 
 @dataclass
@@ -76,6 +83,8 @@ class _KerasSlot:
     part: str  # "kernel", "depthwise" or "pointwise"
     kind: str  # the .tflite op it must match
     batch_norm: Any = None
+    #: positions (in the list of slots) of the nearest weighted slots upstream of its input
+    upstream: tuple[int, ...] = ()
 
 
 @dataclass
@@ -129,6 +138,38 @@ def _dequantize(interp: Any, detail: dict[str, Any]) -> np.ndarray:
     return (value.astype(np.float64) - zeros.reshape(shape)) * scales.reshape(shape)
 
 
+def _upstream_finder(
+    ops: list[dict[str, Any]], producer: dict[int, dict[str, Any]]
+) -> Callable[[int], frozenset[int]]:
+    """A function giving, for a tensor, the positions (among the weighted ops, in execution
+    order) of the weighted ops nearest upstream of it, through any unweighted ops."""
+    position = {
+        int(op["index"]): k for k, op in enumerate(o for o in ops if o["op_name"] in WEIGHTED_OPS)
+    }
+    sources: dict[int, frozenset[int]] = {}
+
+    def upstream(t: int) -> frozenset[int]:
+        if t in sources:
+            return sources[t]
+        found: set[int] = set()
+        stack, seen = [t], {t}
+        while stack:  # iterative: the graph may be deep
+            op = producer.get(stack.pop())
+            if op is None:  # the input or a constant
+                continue
+            if int(op["index"]) in position:
+                found.add(position[int(op["index"])])
+                continue
+            for u in (int(v) for v in op["inputs"]):
+                if u >= 0 and u not in seen:
+                    seen.add(u)
+                    stack.append(u)
+        sources[t] = frozenset(found)
+        return sources[t]
+
+    return upstream
+
+
 def read_tflite_ops(path: Path) -> list[_TfliteOp]:
     """The weighted ops of a .tflite in execution order, with their dequantized constants."""
     interp = _interpreter(path)
@@ -164,6 +205,7 @@ def read_tflite_ops(path: Path) -> list[_TfliteOp]:
                 return data, np.broadcast_to(value.reshape(-1), (channels,)).copy()
         return None
 
+    upstream = _upstream_finder(ops, producer)
     out = []
     for op in ops:
         if op["op_name"] not in WEIGHTED_OPS:
@@ -185,6 +227,7 @@ def read_tflite_ops(path: Path) -> list[_TfliteOp]:
             None if bias is None else bias.reshape(-1),
             result,
             len(consumers[result]),
+            upstream=tuple(sorted(upstream(ins[2 if op["op_name"] == "TRANSPOSE_CONV" else 0]))),
         )
         # Follow a single-consumer chain through reshapes to a MUL and/or ADD by constants.
         t = result
@@ -202,20 +245,35 @@ def read_tflite_ops(path: Path) -> list[_TfliteOp]:
     return out
 
 
+def _inbound(operation: Any) -> list[Any]:
+    """The operations (layers, Keras ops) whose outputs feed `operation` in the model."""
+    nodes = getattr(operation, "_inbound_nodes", [])
+    if not nodes:
+        return []
+    out = []
+    for tensor in nodes[0].input_tensors:
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None:
+            out.append(history.operation)
+    return out
+
+
 def _keras_slots(model: tf.keras.Model) -> list[_KerasSlot]:
-    """The model's weighted layer parts in layer order, each with the batch norm fed by it."""
+    """The model's weighted layer parts in layer order, each with the batch norm fed by it and
+    the weighted slots nearest upstream of its input."""
     layers = tf.keras.layers
     fed_by = {
         id(layer.input): layer
         for layer in model.layers
         if isinstance(layer, layers.BatchNormalization)
     }
-    slots = []
+    slots: list[_KerasSlot] = []
+    last_slot: dict[int, int] = {}  # id(layer) -> its (last) slot, the one its output leaves
     for layer in model.layers:
         bn = fed_by.get(id(layer.output)) if layer.weights else None
         if isinstance(layer, layers.SeparableConv1D | layers.SeparableConv2D):
             slots.append(_KerasSlot(layer, "depthwise", "DEPTHWISE_CONV_2D"))
-            slots.append(_KerasSlot(layer, "pointwise", "CONV_2D", bn))
+            slots.append(_KerasSlot(layer, "pointwise", "CONV_2D", bn, (len(slots) - 1,)))
         elif isinstance(layer, layers.DepthwiseConv1D | layers.DepthwiseConv2D):
             slots.append(_KerasSlot(layer, "kernel", "DEPTHWISE_CONV_2D", bn))
         elif isinstance(layer, layers.Conv1DTranspose | layers.Conv2DTranspose):
@@ -226,7 +284,75 @@ def _keras_slots(model: tf.keras.Model) -> list[_KerasSlot]:
             slots.append(_KerasSlot(layer, "kernel", "FULLY_CONNECTED", bn))
         elif layer.weights and not isinstance(layer, layers.BatchNormalization):
             raise TfliteMismatch(f"layer {layer.name} ({type(layer).__name__}) is not supported")
+        else:
+            continue
+        last_slot[id(layer)] = len(slots) - 1
+
+    def upstream(operation: Any) -> tuple[int, ...]:
+        found: set[int] = set()
+        stack, seen = _inbound(operation), set()
+        while stack:
+            op = stack.pop()
+            if id(op) in seen:
+                continue
+            seen.add(id(op))
+            if id(op) in last_slot:
+                found.add(last_slot[id(op)])
+            else:
+                stack.extend(_inbound(op))
+        return tuple(sorted(found))
+
+    for slot in slots:
+        if slot.part != "pointwise":  # a separable layer's pointwise reads its depthwise
+            slot.upstream = upstream(slot.layer)
     return slots
+
+
+def _fingerprints(kinds: list[str], upstream: list[tuple[int, ...]]) -> list[str]:
+    """A digest per weighted node of its kind and, recursively, of the nodes upstream of it:
+    equal digests on the two sides mean the same place in the same network."""
+    digests: dict[int, str] = {}
+
+    def digest(k: int) -> str:
+        if k not in digests:
+            todo = [k]
+            while todo:  # iterative post-order: the graph may be deep
+                j = todo[-1]
+                missing = [u for u in upstream[j] if u not in digests]
+                if missing:
+                    todo.extend(missing)
+                    continue
+                todo.pop()
+                text = kinds[j] + "(" + ",".join(sorted(digests[u] for u in upstream[j])) + ")"
+                digests[j] = hashlib.sha256(text.encode()).hexdigest()
+        return digests[k]
+
+    return [digest(k) for k in range(len(kinds))]
+
+
+def pair_ops(ops: list[_TfliteOp], slots: list[_KerasSlot]) -> list[tuple[_TfliteOp, _KerasSlot]]:
+    """Each Keras slot with the .tflite op at the same place in the graph, in slot order; raises
+    TfliteMismatch when the two graphs differ (kinds, counts or connections)."""
+    ours = _fingerprints([o.kind for o in ops], [o.upstream for o in ops])
+    theirs = _fingerprints([s.kind for s in slots], [s.upstream for s in slots])
+    by_print: dict[str, list[int]] = defaultdict(list)
+    for k, fp in enumerate(ours):
+        by_print[fp].append(k)
+    pairs: list[tuple[_TfliteOp, _KerasSlot]] = []
+    lonely_slots = []
+    for slot, fp in zip(slots, theirs, strict=True):
+        if by_print.get(fp):
+            pairs.append((ops[by_print[fp].pop(0)], slot))
+        else:
+            lonely_slots.append(f"{slot.layer.name} ({slot.part}, {slot.kind})")
+    lonely_ops = [f"{ops[k].name!r} ({ops[k].kind})" for ks in by_print.values() for k in ks]
+    if lonely_ops or lonely_slots:
+        raise TfliteMismatch(
+            f"the .tflite has {len(ops)} weighted ops, the Keras model {len(slots)} weighted "
+            f"layer parts; without a counterpart in the same place of the graph: .tflite "
+            f"{lonely_ops[:4]}, Keras {lonely_slots[:4]}: not the same network"
+        )
+    return pairs
 
 
 def _to_keras(op: _TfliteOp, target: tuple[int, ...]) -> np.ndarray:
@@ -250,23 +376,40 @@ def _to_keras(op: _TfliteOp, target: tuple[int, ...]) -> np.ndarray:
     return k.reshape(target)
 
 
+def _output_channels(kind: str, kernel: np.ndarray) -> int:
+    """Output channels of a kernel in Keras' layout."""
+    if kind == "TRANSPOSE_CONV":  # [h, w, out, in]
+        return int(kernel.shape[-2])
+    if kind == "DEPTHWISE_CONV_2D":  # [h, w, in, mult]: output channel c * mult + m
+        return int(kernel.shape[-2] * kernel.shape[-1])
+    return int(kernel.shape[-1])
+
+
+def _scale_outputs(kind: str, kernel: np.ndarray, mul: np.ndarray) -> np.ndarray:
+    """The kernel (Keras layout) with each output channel scaled by `mul`."""
+    axis_shape = [1] * (kernel.ndim - 1) + [-1]
+    if kind == "TRANSPOSE_CONV":
+        axis_shape = [1] * (kernel.ndim - 2) + [-1, 1]
+    elif kind == "DEPTHWISE_CONV_2D":
+        axis_shape = [1] * (kernel.ndim - 2) + list(kernel.shape[-2:])
+    return np.asarray(kernel * mul.reshape(axis_shape))
+
+
 def load_tflite_weights(model: tf.keras.Model, path: Path) -> Loaded:
     """Set every weighted layer of `model` from the .tflite (see the module docstring); the
     batch norms' affine maps are returned for `calibrate_batch_norms`, which must follow."""
     ops, slots = read_tflite_ops(path), _keras_slots(model)
-    kinds = [o.kind for o in ops], [s.kind for s in slots]
-    if kinds[0] != kinds[1]:
-        raise TfliteMismatch(
-            f"{path.name} has weighted ops {kinds[0]}, the Keras model {kinds[1]}: "
-            "not the same network"
-        )
+    try:
+        pairs = pair_ops(ops, slots)
+    except TfliteMismatch as exc:
+        raise TfliteMismatch(f"{path.name}: {exc}") from exc
     loaded = Loaded(ops=len(ops))
     pending_bias: np.ndarray | None = None  # a separable layer's depthwise bias
-    for op, slot in zip(ops, slots, strict=True):
+    for op, slot in pairs:  # in slot order: a depthwise part comes just before its pointwise
         layer = slot.layer
         variable: Any = getattr(layer, f"{slot.part}_kernel" if slot.part != "kernel" else "kernel")
         kernel = _to_keras(op, tuple(variable.shape))
-        channels = kernel.shape[-1] if slot.kind != "TRANSPOSE_CONV" else kernel.shape[-2]
+        channels = _output_channels(slot.kind, kernel)
         bias = np.zeros(channels) if op.bias is None else op.bias
         if slot.part == "depthwise":
             if op.consumers != 1 or op.mul is not None or op.add is not None:
@@ -286,10 +429,7 @@ def load_tflite_weights(model: tf.keras.Model, path: Path) -> Loaded:
             continue
         # No batch norm to carry the affine map: the layer's kernel and bias take it.
         if op.mul is not None:
-            axis_shape = [1] * (kernel.ndim - 1) + [-1]
-            if slot.kind == "TRANSPOSE_CONV":
-                axis_shape = [1] * (kernel.ndim - 2) + [-1, 1]
-            variable.assign((kernel * mul.reshape(axis_shape)).astype(np.float32))
+            variable.assign(_scale_outputs(slot.kind, kernel, mul).astype(np.float32))
         if getattr(layer, "use_bias", False):
             layer.bias.assign(shift.astype(np.float32))
         elif np.abs(shift).max() > BIAS_TOLERANCE * max(np.abs(kernel).max(), 1.0):

@@ -90,7 +90,7 @@ def test_model_initialized_from_tflite_reproduces_it(published, precision):
     same = np.mean([a == b for a, b in zip(ours, theirs, strict=True)])
     # int8 activations make the .tflite read a line or so differently from its own source model;
     # the warm start must do no worse than that
-    assert same >= min(0.9, np.mean([a == b for a, b in zip(source, theirs, strict=True)]))
+    assert same >= min(0.9, float(np.mean([a == b for a, b in zip(source, theirs, strict=True)])))
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
