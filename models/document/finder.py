@@ -115,12 +115,7 @@ class ContourFinder:
         if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise ValueError(f"expected a BGR image, got shape {image.shape}")
         height, width = image.shape[:2]
-        scale = min(1.0, WORK_SIDE / max(height, width))
-        small = (
-            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            if scale < 1.0
-            else image
-        )
+        small, scale = _work_copy(image)
         lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
         lightness = cv2.GaussianBlur(lab[:, :, 0], (5, 5), 0)
         chroma = np.hypot(
@@ -204,9 +199,7 @@ class ContourFinder:
         paper = (lightness >= paper_level - 40) & (chroma <= s.max_chroma)
         if paper.mean() < s.flat_paper_share:
             return False
-        ink = cv2.adaptiveThreshold(
-            lightness, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 15, 25
-        )
+        ink = _ink(lightness)
         low, high = s.flat_ink_share
         if not low <= float((ink > 0).mean()) <= high:
             return False
@@ -214,15 +207,67 @@ class ContourFinder:
         rows = (ink > 0).mean(axis=1)
         if float(rows.std()) < s.flat_row_variation * float(rows.mean()):
             return False
-        count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-        marks = stats[1:count]
-        height, width = lightness.shape[:2]
-        small = (marks[:, cv2.CC_STAT_HEIGHT] <= 0.05 * height) & (
-            marks[:, cv2.CC_STAT_WIDTH] <= 0.5 * width
-        )
+        marks, small = _marks(ink)
         in_small = float(marks[small, cv2.CC_STAT_AREA].sum())
         in_all = float(marks[:, cv2.CC_STAT_AREA].sum())
         return int(small.sum()) >= 20 and in_small >= s.flat_print_share * in_all
+
+
+def _work_copy(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image at most WORK_SIDE pixels long, and its scale."""
+    height, width = image.shape[:2]
+    scale = min(1.0, WORK_SIDE / max(height, width))
+    if scale >= 1.0:
+        return image, 1.0
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+
+
+def _lightness(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """L* of a BGR image on its work copy (blurred), and the copy's scale."""
+    small, scale = _work_copy(image)
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
+    return cv2.GaussianBlur(lab[:, :, 0], (5, 5), 0), scale
+
+
+def _ink(lightness: np.ndarray) -> np.ndarray:
+    """Dark strokes on their surroundings (255), as print is."""
+    return cv2.adaptiveThreshold(
+        lightness, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 15, 25
+    )
+
+
+def _marks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stats of the ink's connected marks (OpenCV's rows, background left out) and which of
+    them are of a word's size, not long lines (grout, wood grain, a table's edge)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    marks = stats[1:count]
+    height, width = ink.shape[:2]
+    small = (marks[:, cv2.CC_STAT_HEIGHT] <= 0.05 * height) & (
+        marks[:, cv2.CC_STAT_WIDTH] <= 0.5 * width
+    )
+    return marks, small
+
+
+def print_outside(image: np.ndarray, quad: np.ndarray, margin: float = 0.03) -> float:
+    """The share of a BGR image's print (word-sized dark marks) whose centre lies outside
+    `quad` (frame pixels) grown by `margin` of the frame's diagonal; 0 with no print.
+
+    A receipt's print is on the receipt: an outline that leaves much of the frame's print
+    outside has cut the receipt (or the frame is a page of print, not a receipt on a surface).
+    """
+    lightness, scale = _lightness(image)
+    marks, small = _marks(_ink(lightness))
+    marks = marks[small]
+    area = marks[:, cv2.CC_STAT_AREA].astype(np.float64)
+    if not area.sum():
+        return 0.0
+    centres = marks[:, :2] + marks[:, 2:4] / 2
+    contour = (np.asarray(quad, np.float32) * scale).reshape(-1, 1, 2)
+    grow = margin * float(np.hypot(*lightness.shape[:2]))
+    outside = np.array(
+        [cv2.pointPolygonTest(contour, (float(x), float(y)), True) < -grow for x, y in centres]
+    )
+    return float(area[outside].sum() / area.sum())
 
 
 def _quad_of(contour: np.ndarray) -> np.ndarray | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import cv2
 
-from models.synth.generate import generate_empty, generate_receipt
+from models.synth.generate import generate_empty, generate_receipt, generate_scan
 from models.synth.lines import generate_line
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,10 @@ logger = logging.getLogger(__name__)
     "--kind",
     default="receipts",
     show_default=True,
-    type=click.Choice(["receipts", "lines", "empty"]),
+    type=click.Choice(["receipts", "lines", "empty", "scans"]),
 )
 @click.option(
-    "--size", default="960x1280", show_default=True, help="Photo size WxH (receipts, empty)."
+    "--size", default="960x1280", show_default=True, help="Photo size WxH (receipts, empty, scans)."
 )
 @click.option("--height", default=32, show_default=True, type=int, help="Line crop height (lines).")
 @click.option(
@@ -64,7 +64,7 @@ def synth(  # noqa: PLR0917 (click passes options positionally)
                     + "\n"
                 )
     else:
-        make = generate_receipt if kind == "receipts" else generate_empty
+        make = {"receipts": generate_receipt, "empty": generate_empty, "scans": generate_scan}[kind]
         for i in range(count):
             sample = make(seed + i, (width, high))
             stem = out_dir / f"{seed + i:07d}"

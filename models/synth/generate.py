@@ -165,3 +165,50 @@ def generate_empty(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> Sample:
     image = camera(frame, rng, np_rng)
     label = SceneLabel(kind="empty", seed=seed, width=fw, height=fh, background=kind, corners=None)
     return Sample(image=image, paper=None, label=label)
+
+
+def generate_scan(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> Sample:
+    """A flatbed scan of a receipt, or a picture cropped to it: the flat paper on a white bed,
+    turned at most 3 degrees, with 0 to 40 % of its size as margins (none a third of the time:
+    the paper fills the picture), squeezed to `size` as a finder squeezes any picture to its
+    input. No countertop: this is what `receipts scan` sees from a watched folder of scans
+    (SROIE's receipts are such scans), and what the corner model must not cut.
+
+    Only the label's corners and kind are filled (no text lines): the finder needs no more.
+    """
+    rng, np_rng = _rngs(seed, 3)
+    main = _sheet(rng, np_rng)
+    # The paper at about the picture's resolution (the scene effects cost per pixel).
+    fw, fh = size
+    shrink = min(1.0, fh / main.paper.shape[0])
+    paper = cv2.resize(main.paper, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    ph, pw = paper.shape[:2]
+    tight = rng.random() < 1 / 3
+    mx = 0.0 if tight else rng.uniform(0.0, 0.4) * pw
+    my = 0.0 if tight else rng.uniform(0.0, 0.3) * ph
+    cw, ch = round(pw + 2 * mx), round(ph + 2 * my)
+    bed = np.ones((ch, cw, 3), np.float32) * rng.uniform(0.85, 1.0)
+    bed *= np.array([rng.uniform(0.96, 1.0) for _ in range(3)], np.float32)
+    angle = 0.0 if tight else rng.uniform(-3.0, 3.0)
+    rot = cv2.getRotationMatrix2D((cw / 2, ch / 2), angle, 1.0)
+    rot[:, 2] += rot[:, :2] @ np.array([(cw - pw) / 2, (ch - ph) / 2])  # paper centred first
+    hom = np.vstack([rot, [0.0, 0.0, 1.0]]).astype(np.float32)
+    rgba = np.dstack([paper, np.ones((ph, pw), np.float32)])
+    canvas = composite(bed, rgba, hom, rng)
+    image = camera(canvas, rng, np_rng)
+    image = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA)
+    src = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], np.float32)
+    corners = cv2.perspectiveTransform(src[None], hom)[0] * np.array([fw / cw, fh / ch])
+    corners = np.clip(corners, 0, [fw - 1, fh - 1])
+    label = SceneLabel(
+        kind="scan",
+        seed=seed,
+        width=fw,
+        height=fh,
+        background="scanner bed",
+        corners=_quad(corners),
+        paper_size=(pw, ph),
+        locale=main.content.locale,
+        font=main.flat.font,
+    )
+    return Sample(image=image, paper=None, label=label)

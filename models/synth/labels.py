@@ -57,9 +57,9 @@ class FieldsLabel(_Strict):
 
 
 class SceneLabel(_Strict):
-    """A photo of a countertop, with or without a receipt."""
+    """A photo of a countertop, with or without a receipt, or a flatbed scan of one."""
 
-    kind: Literal["receipt", "empty"]
+    kind: Literal["receipt", "empty", "scan"]
     seed: int
     width: int
     height: int

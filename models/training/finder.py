@@ -32,6 +32,7 @@ from models.training.prefetch import prefetch
 from models.training.runs import RunTrainer, export_tflite, load_config, score_exports, write_report
 
 BANK_SEED = 1 * 10**12
+SCAN_BANK_SEED = 9 * 10**12
 DEV_SEED = 4 * 10**12
 TEST_SEED = 5 * 10**12
 REP_SEED = 6 * 10**12
@@ -51,8 +52,10 @@ class FinderConfig:
     presence_threshold: float = 0.5
     dev_receipts: int = 60
     dev_empties: int = 30
-    #: Frames rendered once into the run's bank/ (see models/training/finder_data.py).
+    #: Frames rendered once into the run's bank/ (see models/training/finder_data.py)...
     bank_frames: int = 12000
+    #: ...and flatbed scans (paper on a white bed, or filling the picture) into bank-scans/.
+    scan_frames: int = 2000
 
 
 def build_model(cfg: FinderConfig) -> tf.keras.Model:
@@ -162,6 +165,14 @@ class FinderTrainer(RunTrainer):
             empty_share=self.cfg.empty_share,
             workers=os.cpu_count() or 1,
         )
+        if self.cfg.scan_frames:
+            bank = bank + build_bank(
+                self.run_dir / "bank-scans",
+                self.cfg.scan_frames,
+                seed=SCAN_BANK_SEED,
+                scans=True,
+                workers=os.cpu_count() or 1,
+            )
         dev = held_out(DEV_SEED, self.cfg.dev_receipts, self.cfg.dev_empties)
         start = int(self.epoch.numpy())
         stream = prefetch(bank_batches(bank, batch_size=self.cfg.batch_size, seed=start + 1))

@@ -42,7 +42,7 @@ from models.litert.corners import (
     map_size,
     prepare_frame,
 )
-from models.synth import generate_empty, generate_receipt
+from models.synth import generate_empty, generate_receipt, generate_scan
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,18 @@ class FrameBank:
     def __len__(self) -> int:
         return int(self.frames.shape[0])
 
+    def __add__(self, other: FrameBank) -> FrameBank:
+        return FrameBank(
+            np.concatenate([self.frames, other.frames]),
+            np.concatenate([self.corners, other.corners]),
+            np.concatenate([self.others, other.others]),
+        )
 
-def _render_shard(args: tuple[Path, int, int, float]) -> Path:
-    """Render one shard of the bank: `count` frames from seeds `first`, ..., saved as npz."""
-    path, first, count, empty_share = args
+
+def _render_shard(args: tuple[Path, int, int, float, bool]) -> Path:
+    """Render one shard of the bank: `count` frames from seeds `first`, ..., saved as npz:
+    countertop photos and empty countertops, or flatbed scans (`scans`)."""
+    path, first, count, empty_share, scans = args
     rng = random.Random(first)
     frames = np.empty((count, INPUT_SIZE[1], INPUT_SIZE[0], 3), np.uint8)
     corners = np.full((count, 4, 2), np.nan, np.float32)
@@ -95,7 +103,8 @@ def _render_shard(args: tuple[Path, int, int, float]) -> Path:
     scale = np.array([INPUT_SIZE[0] / RENDER_SIZE[0], INPUT_SIZE[1] / RENDER_SIZE[1]], np.float32)
     for k in range(count):
         empty = rng.random() < empty_share
-        sample = (generate_empty if empty else generate_receipt)(first + k, RENDER_SIZE)
+        make = generate_scan if scans else generate_empty if empty else generate_receipt
+        sample = make(first + k, RENDER_SIZE)
         frames[k] = cv2.resize(sample.image, INPUT_SIZE, interpolation=cv2.INTER_AREA)
         if sample.label.corners is not None:
             corners[k] = order_corners(np.asarray(sample.label.corners, np.float32)) * scale
@@ -113,10 +122,12 @@ def build_bank(
     *,
     seed: int,
     empty_share: float = 0.2,
+    scans: bool = False,
     shard: int = 500,
     workers: int = 2,
 ) -> FrameBank:
-    """The bank of `count` frames in `folder`, rendering the shards it doesn't have yet.
+    """The bank of `count` frames in `folder`, rendering the shards it doesn't have yet:
+    countertop photos (`empty_share` of them empty), or flatbed scans (`scans`).
 
     Shard i holds the frames of seeds seed + i * shard, ...; a shard is written to a temporary
     name and renamed when whole, so a run stopped while rendering resumes where it was.
@@ -126,7 +137,7 @@ def build_bank(
     for i in range(math.ceil(count / shard)):
         path = folder / f"shard-{i:04d}.npz"
         if not path.exists():
-            jobs.append((path, seed + i * shard, min(shard, count - i * shard), empty_share))
+            jobs.append((path, seed + i * shard, min(shard, count - i * shard), empty_share, scans))
     if jobs:
         logger.info("rendering %d finder bank shards into %s", len(jobs), folder)
         with ProcessPoolExecutor(max(1, workers)) as pool:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models.synth import generate_empty, generate_line, generate_receipt
+from models.synth import generate_empty, generate_line, generate_receipt, generate_scan
 from models.synth.cli import synth
 from models.synth.content import make_content
 from models.synth.labels import SceneLabel
@@ -92,6 +93,23 @@ def test_many_locales_and_currencies_appear():
     contents = [make_content(random.Random(seed)) for seed in range(300)]
     assert len({c.locale for c in contents}) >= 10
     assert {"€", "£", "¥", "₹", "RM", "$"} <= {c.currency for c in contents}
+
+
+def test_a_scan_is_paper_on_a_white_bed_inside_its_corners():
+    for seed in range(6):
+        s = generate_scan(seed, SIZE)
+        assert s.label.kind == "scan" and s.image.shape == (SIZE[1], SIZE[0], 3)
+        assert np.array_equal(s.image, generate_scan(seed, SIZE).image)
+        quad = np.array(s.label.corners, np.float32)
+        assert (quad >= 0).all() and (quad[:, 0] <= SIZE[0] - 1).all()
+        assert (quad[:, 1] <= SIZE[1] - 1).all()
+        inside = np.zeros(s.image.shape[:2], np.uint8)
+        cv2.fillConvexPoly(inside, quad.astype(np.int32), 1)
+        area = inside.mean()
+        assert area > 0.3  # the paper is most of a scan
+        grey = s.image.mean(axis=2)
+        dark = grey < 0.5 * np.median(grey)  # print
+        assert dark.any() and dark[inside == 1].sum() >= 0.97 * dark.sum()  # print on paper
 
 
 def test_empty_countertop_has_no_receipt():

@@ -82,6 +82,10 @@ def test_bank_renders_resumes_and_feeds_batches(tmp_path):
     again = build_bank(tmp_path, 5, seed=123, empty_share=0.4, shard=3, workers=1)
     assert (tmp_path / "shard-0000.npz").stat().st_mtime_ns == first  # not rendered again
     np.testing.assert_array_equal(again.frames, bank.frames)
+    scans = build_bank(tmp_path / "scans", 2, seed=7, scans=True, workers=1)
+    assert not np.isnan(scans.corners).any()  # a scan always shows its receipt
+    both = bank + scans
+    assert len(both) == 7 and both.others.shape == (7, 2, 4, 2)
     images, maps, presence = next(bank_batches(bank, batch_size=8, seed=1))
     assert images.shape == (8, INPUT_SIZE[1], INPUT_SIZE[0], 3) and images.min() >= 0
     assert images.max() <= 1
