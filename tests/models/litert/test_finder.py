@@ -61,3 +61,21 @@ def test_the_pipeline_uses_the_finder_it_is_configured_with(tmp_path):
         build_pipeline(PipelineConfig(finder="litert", finder_model_dir=empty))
     contour = build_pipeline(PipelineConfig(finder="contour", finder_model_dir=folder))
     assert isinstance(contour.finder, ContourFinder)
+
+
+def test_a_flat_scan_is_read_whole_when_the_model_would_cut_its_print(tmp_path):
+    """The tiny model sees its dots on a page of print and outlines them; the classical
+    flat-scan verdict wins because the outline leaves print outside."""
+    from tests.models.synthetic import render_receipt
+
+    folder = make_folder(tmp_path / "models", "tiny_finder_float.tflite", name="finder")
+    page = np.ascontiguousarray(render_receipt())
+    height, width = page.shape[:2]
+    centres = [(width // 4, height // 4), (width // 2, height // 4)]
+    centres += [(width // 2, height // 2), (width // 4, height // 2)]
+    for (x, y), colour in zip(centres, DOTS, strict=True):
+        page[y - 14 : y + 14, x - 14 : x + 14] = colour
+    model_only = LiteRTFinder(folder, scan_check=False).find(page)
+    assert model_only is not None and not model_only.flat_scan  # a quarter of the page
+    checked = LiteRTFinder(folder).find(page)
+    assert checked is not None and checked.flat_scan
