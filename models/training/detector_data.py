@@ -137,26 +137,11 @@ def example(
     max_side: int = 1280,
     crop: int = 256,
     jitter: tuple[float, float] = (0.8, 1.25),
-) -> tuple[np.ndarray, np.ndarray]:
-    """A training window: image [crop, crop] float in [0, 1] and its core target {0, 1}."""
-    img, target, _ = weighted_example(
-        page, rng, target_width=target_width, max_side=max_side, crop=crop, jitter=jitter
-    )
-    return img, target
-
-
-def weighted_example(
-    page: Page,
-    rng: random.Random,
-    *,
-    target_width: int = 384,
-    max_side: int = 1280,
-    crop: int = 256,
-    jitter: tuple[float, float] = (0.8, 1.25),
     short_weight: float = 1.0,
     gap_weight: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`example` with the window's cross-entropy weights [crop, crop] (`loss_weights`)."""
+    """A training window: image [crop, crop] float in [0, 1], its core target {0, 1} and its
+    cross-entropy weights (`loss_weights`; all 1 with the default weights)."""
     width = round(target_width * rng.uniform(*jitter))
     img, boxes = scaled(page, width, round(max_side * width / target_width))
     target = core_target(img.shape[:2], boxes)
@@ -224,7 +209,7 @@ def batches(
         for k in range(batch_size):
             use_synth = pool and (not real or rng.random() < synth_share)
             page = rng.choice(pool) if use_synth else rng.choice(real)
-            img, t, w = weighted_example(
+            img, t, w = example(
                 page,
                 rng,
                 target_width=target_width,

@@ -75,7 +75,7 @@ def test_training_windows_carry_their_targets(tmp_path):
     for x0, y0, x1, y1 in BOXES:
         gray[int(y0) : int(y1), int(x0) : int(x1)] = 0
     page = Page("p", gray, BOXES)
-    img, target = example(page, random.Random(3), target_width=400, crop=512, jitter=(1.0, 1.0))
+    img, target, _ = example(page, random.Random(3), target_width=400, crop=512, jitter=(1.0, 1.0))
     assert img.shape == (512, 512) and target.shape == (512, 512)
     assert img.min() >= 0.0 and img.max() <= 1.0
     assert target.sum() > 0.3 * sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in BOXES)

@@ -28,6 +28,7 @@ from models.training.from_tflite import (  # noqa: E402
     read_tflite_ops,
 )
 from models.training.runs import export_tflite  # noqa: E402
+from tests.models.training.batchnorms import randomize_batch_norms  # noqa: E402
 
 PUBLISHED = Path(__file__).parents[3] / "models" / "artifacts" / "detector_int8.tflite"
 TINY = DetectorConfig(channels=(4, 8, 8, 8, 8), decoder=8, crop=64)
@@ -50,14 +51,7 @@ def published(tmp_path_factory):
     run's export does (once for the module: conversion is the slow part)."""
     tf.keras.utils.set_random_seed(0)
     model = build_model(TINY)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
-            layer.beta.assign(rng.normal(0, 0.3, n).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0, 0.2, n).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.05, 0.5, n).astype(np.float32))
+    randomize_batch_norms(model)
     images = _windows(1, 12)
 
     def representative():

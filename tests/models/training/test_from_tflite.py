@@ -21,6 +21,7 @@ from models.training.from_tflite import (  # noqa: E402
 from models.training.metrics import greedy_decode  # noqa: E402
 from models.training.recognizer import RecognizerConfig, Trainer, build_model  # noqa: E402
 from models.training.runs import export_tflite  # noqa: E402
+from tests.models.training.batchnorms import randomize_batch_norms  # noqa: E402
 
 PUBLISHED = Path(__file__).parents[3] / "models" / "artifacts" / "recognizer_int8.tflite"
 CHARSET = Charset("0123456789ABCDEF.")
@@ -44,17 +45,11 @@ def published(tmp_path_factory):
     .tflite as a run's export does; converted once for the module, conversion is the slow part."""
     tf.keras.utils.set_random_seed(0)
     model = build_model(TINY, CHARSET.num_classes)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
-            layer.beta.assign(rng.normal(0, 0.3, n).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0, 0.2, n).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.05, 0.5, n).astype(np.float32))
+    randomize_batch_norms(model)
     logits = model.get_layer("logits")
     logits.kernel.assign(logits.kernel * 8.0)
-    logits.bias.assign(rng.normal(0, 1, CHARSET.num_classes).astype(np.float32))
+    bias = np.random.default_rng(1).normal(0, 1, CHARSET.num_classes)
+    logits.bias.assign(bias.astype(np.float32))
     images = _lines(0, 12)
 
     def representative():
