@@ -222,13 +222,6 @@ def _work_copy(image: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
 
 
-def _lightness(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """L* of a BGR image on its work copy (blurred), and the copy's scale."""
-    small, scale = _work_copy(image)
-    lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
-    return cv2.GaussianBlur(lab[:, :, 0], (5, 5), 0), scale
-
-
 def _ink(lightness: np.ndarray) -> np.ndarray:
     """Dark strokes on their surroundings (255), as print is."""
     return cv2.adaptiveThreshold(
@@ -246,28 +239,6 @@ def _marks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         marks[:, cv2.CC_STAT_WIDTH] <= 0.5 * width
     )
     return marks, small
-
-
-def print_outside(image: np.ndarray, quad: np.ndarray, margin: float = 0.03) -> float:
-    """The share of a BGR image's print (word-sized dark marks) whose centre lies outside
-    `quad` (frame pixels) grown by `margin` of the frame's diagonal; 0 with no print.
-
-    A receipt's print is on the receipt: an outline that leaves much of the frame's print
-    outside has cut the receipt (or the frame is a page of print, not a receipt on a surface).
-    """
-    lightness, scale = _lightness(image)
-    marks, small = _marks(_ink(lightness))
-    marks = marks[small]
-    area = marks[:, cv2.CC_STAT_AREA].astype(np.float64)
-    if not area.sum():
-        return 0.0
-    centres = marks[:, :2] + marks[:, 2:4] / 2
-    contour = (np.asarray(quad, np.float32) * scale).reshape(-1, 1, 2)
-    grow = margin * float(np.hypot(*lightness.shape[:2]))
-    outside = np.array(
-        [cv2.pointPolygonTest(contour, (float(x), float(y)), True) < -grow for x, y in centres]
-    )
-    return float(area[outside].sum() / area.sum())
 
 
 def _quad_of(contour: np.ndarray) -> np.ndarray | None:

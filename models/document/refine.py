@@ -135,20 +135,31 @@ def refine_quad(
     The corners keep their order; float32 (4, 2) in the frame's pixels, clipped to the frame.
     Sides without a clear edge keep their coarse line; see the module docstring.
     """
+    return refine_with_edges(image, quad, settings)[0]
+
+
+def refine_with_edges(
+    image: np.ndarray, quad: np.ndarray, settings: RefineSettings | None = None
+) -> tuple[np.ndarray, int]:
+    """`refine_quad`'s quad and how many of its sides showed the paper's edge (0 to 4).
+
+    A receipt on a countertop shows its edges; white paper on a white scanner bed, or paper
+    filling the picture, shows none or few: the count tells a photo's outline from a scan's.
+    """
     s = settings or RefineSettings()
     coarse = np.asarray(quad, np.float64).reshape(4, 2)
     height, width = image.shape[:2]
     if image.size == 0 or not np.isfinite(coarse).all():
-        return np.asarray(coarse, np.float32)
+        return np.asarray(coarse, np.float32), 0
     scale = min(1.0, s.work_side / max(height, width))
     bgr = _work_image(image, scale)
     work = coarse * scale
     diag = max(float(np.linalg.norm(work[2] - work[0])), float(np.linalg.norm(work[3] - work[1])))
     if diag < 20 or _area(work) < 1.0:
-        return np.asarray(coarse, np.float32)
+        return np.asarray(coarse, np.float32), 0
     sides = _sides(work)
     if sides is None:
-        return np.asarray(coarse, np.float32)
+        return np.asarray(coarse, np.float32), 0
     coefs, support = _fit_sides(bgr, work, sides, diag, s)
     if min(support) == 0 and s.retry_band > s.band:  # a side may lie beyond the band
         wide = _fit_sides(bgr, work, sides, diag, replace(s, band=s.retry_band))
@@ -157,7 +168,8 @@ def refine_quad(
                 coefs[i], support[i] = wide[0][i], wide[1][i]
     refined = _checked_quad(work, sides, coefs, support=support, diag=diag, s=s)
     out = refined / scale
-    return np.asarray(np.clip(out, 0, [width - 1, height - 1]), np.float32)
+    edges = sum(v > 0 for v in support)
+    return np.asarray(np.clip(out, 0, [width - 1, height - 1]), np.float32), edges
 
 
 def _work_image(image: np.ndarray, scale: float) -> np.ndarray:

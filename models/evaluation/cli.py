@@ -71,7 +71,9 @@ def _correction_cases(data: Path) -> list[Case]:
     ]
 
 
-def _reader(ocr: str, model_dir: Path | None = None) -> Callable[[Case], Extraction]:
+def _reader(
+    ocr: str, model_dir: Path | None = None, finder: str = "auto"
+) -> Callable[[Case], Extraction]:
     """How a case becomes an Extraction: from its stored lines or via the read pipeline."""
     if ocr == "gt":
         return lambda c: extract_fields(c.lines(), c.image_size)
@@ -87,7 +89,7 @@ def _reader(ocr: str, model_dir: Path | None = None) -> Callable[[Case], Extract
         engine: dict[str, object] = {"type": ocr}
         if ocr == "litert" and model_dir is not None:
             engine["model_dir"] = model_dir
-        config = pipeline.PipelineConfig.model_validate({"ocr": engine})
+        config = pipeline.PipelineConfig.model_validate({"ocr": engine, "finder": finder})
         reader = pipeline.build_pipeline(config)
     except Exception as exc:  # any set-up failure is reported the same way
         raise click.ClickException(
@@ -191,12 +193,20 @@ def _print_report(report: Report, ocr: str, split: str, ms: list[float]) -> None
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="With --ocr litert: the model folder (default models/artifacts).",
 )
+@click.option(
+    "--finder",
+    type=click.Choice(["auto", "contour", "litert"]),
+    default="auto",
+    show_default=True,
+    help="With an OCR engine: the receipt finder the read pipeline uses (as `pipeline.finder`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def fields(
     *,
     data: Path,
     ocr: str,
     model_dir: Path | None,
+    finder: str,
     split_name: str,
     split_file: Path,
     errors: bool,
@@ -225,7 +235,7 @@ def fields(
             title = f"SROIE {split_name} split"
     except (DatasetError, CorrectionError, OSError, json.JSONDecodeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    read = _reader(ocr, model_dir)
+    read = _reader(ocr, model_dir, finder)
     scores: list[ReceiptScore] = []
     ms: list[float] = []
     for case in cases:

@@ -80,14 +80,3 @@ def test_sroie_scans_are_flat_scans(finder: ContourFinder, sroie_dir: Path, samp
 def test_rejects_a_non_colour_image(finder: ContourFinder) -> None:
     with pytest.raises(ValueError, match="BGR"):
         finder.find(np.zeros((10, 10), np.uint8))
-
-
-def test_print_outside_an_outline(receipt: np.ndarray) -> None:
-    from models.document.finder import print_outside
-
-    height, width = receipt.shape[:2]
-    whole = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
-    top = np.array([[0, 0], [width, 0], [width, height / 2], [0, height / 2]], np.float32)
-    assert print_outside(receipt, whole) == 0.0
-    assert 0.2 < print_outside(receipt, top) < 0.8  # the lower half's print is outside
-    assert print_outside(np.full((300, 200, 3), 240, np.uint8), top) == 0.0  # no print at all

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.document.finder import ContourFinder, ContourFinderSettings
-from models.document.refine import RefineSettings, refine_quad
+from models.document.refine import RefineSettings, refine_quad, refine_with_edges
 from models.litert.corners import corner_error
 from models.litert.textmap import quad_iou
 from models.synth import generate_receipt
@@ -89,6 +89,18 @@ def test_leaves_the_quad_alone_without_an_edge() -> None:
         np.clip(np.random.default_rng(1).normal(128, 20, (800, 600, 3)), 0, 255).astype(np.uint8),
     ):
         assert np.allclose(refine_quad(image, quad), quad, atol=1e-4)
+
+
+def test_counts_the_sides_that_show_an_edge() -> None:
+    image, quad = _paper()
+    refined, edges = refine_with_edges(image, quad + 6)
+    assert edges == 4 and np.allclose(refined, refine_quad(image, quad + 6))
+    white = np.full((800, 600, 3), 235, np.uint8)  # white paper on a white bed: no edge
+    white[200:600:30, 150:450] = 30
+    assert refine_with_edges(white, quad)[1] == 0
+    half = image.copy()
+    half[:, :300] = (225, 230, 232)  # the left half as pale as the paper: its sides vanish
+    assert 1 <= refine_with_edges(half, quad)[1] <= 3
 
 
 def test_grey_frames_work() -> None:

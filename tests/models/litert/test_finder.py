@@ -63,9 +63,9 @@ def test_the_pipeline_uses_the_finder_it_is_configured_with(tmp_path):
     assert isinstance(contour.finder, ContourFinder)
 
 
-def test_a_flat_scan_is_read_whole_when_the_model_would_cut_its_print(tmp_path):
-    """The tiny model sees its dots on a page of print and outlines them; the classical
-    flat-scan verdict wins because the outline leaves print outside."""
+def test_a_flat_scan_is_read_whole_when_the_model_outlines_part_of_it(tmp_path):
+    """The tiny model sees its dots on a page of print and outlines a quarter of it; the
+    classical flat-scan verdict wins because no paper edge runs along that outline."""
     from tests.models.synthetic import render_receipt
 
     folder = make_folder(tmp_path / "models", "tiny_finder_float.tflite", name="finder")
