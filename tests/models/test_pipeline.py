@@ -43,7 +43,7 @@ def test_a_photographed_receipt_is_found_rectified_and_read(
     assert receipt.fields.date is not None and receipt.fields.date.value == dt.date(2024, 3, 14)
     assert "CORNER GROCERY" in receipt.text()
     assert receipt.ocr_engine == "litert"  # the default: the project's own models
-    assert set(receipt.model_versions) == {"ocr.litert", "finder.contour"}
+    assert set(receipt.model_versions) == {"ocr.litert", "finder.litert"}  # shipped models
 
 
 def test_every_stage_is_timed(photo_result: tuple[np.ndarray, ReadResult]) -> None:
