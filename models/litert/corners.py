@@ -103,13 +103,19 @@ def other_quads(
     frame_size: tuple[int, int],
     *,
     threshold: float = 0.5,
-    min_share: float = 0.08,
+    min_share: float = 0.3,
 ) -> list[np.ndarray]:
     """Other receipts in the frame, from the paper map [h, w] (probabilities) and the main
     receipt's quad (frame pixels): regions of paper left once the main quad (grown by a cell)
     is cleared, of at least `min_share` of the main quad's area, each as its minimum-area
     rectangle (4, 2) in frame pixels, clockwise, largest first. A second receipt partly under
-    the first is reported by its visible part."""
+    the first is reported by its visible part.
+
+    Measured with the shipped model on 300 held-out generated photos (seeds 8e12+1000), 48 of
+    them with a second receipt: at `min_share` 0.3, 5 of the 48 reported and 3 of the other 252
+    reported falsely (at 0.08: 18 and 8). The paper map sees most second receipts only in part
+    (they lie under the first), so the report is kept to the clear cases: a false one makes the
+    gate ask for a rescan."""
     mh, mw = paper.shape
     scale = np.array([mw / frame_size[0], mh / frame_size[1]], np.float32)
     binary = (paper >= threshold).astype(np.uint8)

@@ -15,11 +15,11 @@ reported as other receipts (`Detection.others`, `models.litert.corners.other_qua
 The corner model learnt from countertop photos and synthetic flatbed scans, but real scans
 (white paper on a white bed, no countertop, the paper's edge all but invisible) still fool it:
 on 100 SROIE train scans its outline cut text off 27 pages, and reading through it cost 16
-points of field accuracy. So the classical finder also looks (`scan_check`,
-`models.document.finder.ContourFinder`, about 25 ms a frame), and when it calls the frame a
-flat scan (paper with print in rows, or a paper outline filling it: all 100 of those scans)
-while fewer than `scan_edges` sides of the model's outline show the paper's edge
-(`models.document.refine.refine_with_edges`), the flat-scan verdict wins. A receipt on a
+points of field accuracy. So when fewer than `scan_edges` sides of the model's outline show
+the paper's edge (`models.document.refine.refine_with_edges`), the classical finder looks too
+(`scan_check`, `models.document.finder.ContourFinder`, about 25 ms), and if it calls the frame a
+flat scan (paper with print in rows, or a paper outline filling it: all 100 of those scans),
+its verdict wins. A receipt on a
 countertop shows its edges: the contour finder alone calls 7 in 150 generated countertop photos
 flat, and all 7 show 3 or 4 edges around the model's outline, while 93 of the 100 scans show
 none and 7 one.
@@ -84,8 +84,6 @@ class LiteRTFinder:
 
     def find(self, image: np.ndarray) -> Detection | None:
         """The receipt's outline in a BGR uint8 frame, or None when the model sees none."""
-        classic = self._scan_check.find(image) if self._scan_check is not None else None
-        scan = classic if classic is not None and classic.flat_scan else None
         height, width = image.shape[:2]
         rgb = (
             cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -106,8 +104,10 @@ class LiteRTFinder:
         )
         refined, edges = refine_with_edges(image, coarse, self._refine_settings)
         quad = order_corners(refined) if self._refine else coarse
-        if scan is not None and edges < self._scan_edges:
-            logger.debug("finder: a flat scan (%d paper edges seen around the outline)", edges)
-            return scan
+        if edges < self._scan_edges and self._scan_check is not None:
+            classic = self._scan_check.find(image)
+            if classic is not None and classic.flat_scan:
+                logger.debug("finder: a flat scan (%d paper edges around the outline)", edges)
+                return classic
         flat = quad_area(quad) >= self._flat_area * width * height
         return Detection(quad=quad, score=presence, flat_scan=flat, others=others)
