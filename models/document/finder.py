@@ -115,7 +115,12 @@ class ContourFinder:
         if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise ValueError(f"expected a BGR image, got shape {image.shape}")
         height, width = image.shape[:2]
-        small, scale = _work_copy(image)
+        scale = min(1.0, WORK_SIDE / max(height, width))
+        small = (
+            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            if scale < 1.0
+            else image
+        )
         lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
         lightness = cv2.GaussianBlur(lab[:, :, 0], (5, 5), 0)
         chroma = np.hypot(
@@ -199,7 +204,9 @@ class ContourFinder:
         paper = (lightness >= paper_level - 40) & (chroma <= s.max_chroma)
         if paper.mean() < s.flat_paper_share:
             return False
-        ink = _ink(lightness)
+        ink = cv2.adaptiveThreshold(
+            lightness, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 15, 25
+        )
         low, high = s.flat_ink_share
         if not low <= float((ink > 0).mean()) <= high:
             return False
@@ -207,38 +214,15 @@ class ContourFinder:
         rows = (ink > 0).mean(axis=1)
         if float(rows.std()) < s.flat_row_variation * float(rows.mean()):
             return False
-        marks, small = _marks(ink)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+        marks = stats[1:count]
+        height, width = lightness.shape[:2]
+        small = (marks[:, cv2.CC_STAT_HEIGHT] <= 0.05 * height) & (
+            marks[:, cv2.CC_STAT_WIDTH] <= 0.5 * width
+        )
         in_small = float(marks[small, cv2.CC_STAT_AREA].sum())
         in_all = float(marks[:, cv2.CC_STAT_AREA].sum())
         return int(small.sum()) >= 20 and in_small >= s.flat_print_share * in_all
-
-
-def _work_copy(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """The image at most WORK_SIDE pixels long, and its scale."""
-    height, width = image.shape[:2]
-    scale = min(1.0, WORK_SIDE / max(height, width))
-    if scale >= 1.0:
-        return image, 1.0
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
-
-
-def _ink(lightness: np.ndarray) -> np.ndarray:
-    """Dark strokes on their surroundings (255), as print is."""
-    return cv2.adaptiveThreshold(
-        lightness, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 15, 25
-    )
-
-
-def _marks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stats of the ink's connected marks (OpenCV's rows, background left out) and which of
-    them are of a word's size, not long lines (grout, wood grain, a table's edge)."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    marks = stats[1:count]
-    height, width = ink.shape[:2]
-    small = (marks[:, cv2.CC_STAT_HEIGHT] <= 0.05 * height) & (
-        marks[:, cv2.CC_STAT_WIDTH] <= 0.5 * width
-    )
-    return marks, small
 
 
 def _quad_of(contour: np.ndarray) -> np.ndarray | None:

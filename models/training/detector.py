@@ -111,17 +111,16 @@ def core_map(
     return run(img[None, :, :, None])[0, :, :, 0], ps.scale
 
 
-def detect(
-    run: Callable[[np.ndarray], np.ndarray],
-    page: Page,
-    cfg: DetectorConfig,
-    growth: Growth = DEFAULT_GROWTH,
-) -> list[Any]:
-    """Predicted quads of one page (its pixels) with a model function [1,H,W,1] -> [1,H,W,1],
-    with the engine's post-processing (`models.ocr.litert.LiteRTConfig`'s core threshold,
-    least core score and row-piece merging), so epochs are chosen, and exports scored, on the
-    boxes the scanner will read."""
-    prob, scale = core_map(run, page, cfg)
+#: A page's core probability map and the page's scale to it (`core_map`).
+CoreMap = tuple[np.ndarray, float]
+
+
+def detect(core: CoreMap, growth: Growth = DEFAULT_GROWTH) -> list[Any]:
+    """Predicted quads of one page (its pixels) from its core map, with the engine's
+    post-processing (`models.ocr.litert.LiteRTConfig`'s core threshold, least core score and
+    row-piece merging), so epochs are chosen, and exports scored, on the boxes the scanner
+    will read."""
+    prob, scale = core
     post = LiteRTConfig()
     found = boxes_from_map(
         prob,
@@ -133,17 +132,14 @@ def detect(
     return [b.quad for b in merge_row_pieces(found, post.merge_gap)]
 
 
-def score_pages(
-    run: Callable[[np.ndarray], np.ndarray],
-    pages: list[Page],
-    cfg: DetectorConfig,
-    growth: Growth = DEFAULT_GROWTH,
+def score_maps(
+    cores: list[CoreMap], pages: list[Page], growth: Growth = DEFAULT_GROWTH
 ) -> dict[str, float]:
-    """Precision, recall and F1 at IoU 0.5 summed over pages."""
+    """Precision, recall and F1 at IoU 0.5 summed over pages, from their core maps."""
     total = DetectionScore(0, 0, 0)
-    for page in pages:
+    for core, page in zip(cores, pages, strict=True):
         truth = [((x0, y0), (x1, y0), (x1, y1), (x0, y1)) for x0, y0, x1, y1 in page.boxes]
-        total = total + match_boxes(detect(run, page, cfg, growth), truth)
+        total = total + match_boxes(detect(core, growth), truth)
     return {
         "f1": total.f1,
         "precision": total.precision,
@@ -152,15 +148,23 @@ def score_pages(
     }
 
 
-def dev_score(
-    run: Callable[[np.ndarray], np.ndarray], pages: list[Page], cfg: DetectorConfig
+def score_pages(
+    run: Callable[[np.ndarray], np.ndarray],
+    pages: list[Page],
+    cfg: DetectorConfig,
+    growth: Growth = DEFAULT_GROWTH,
 ) -> dict[str, float]:
-    """`score_pages` with the boxes grown back as this model's cores need, measured on the same
+    """`score_maps` of a model function [1,H,W,1] -> [1,H,W,1] on the pages."""
+    return score_maps([core_map(run, p, cfg) for p in pages], pages, growth)
+
+
+def dev_score(cores: list[CoreMap], pages: list[Page]) -> dict[str, float]:
+    """`score_maps` with the boxes grown back as this model's cores need, measured on the same
     held-out pages (as export calibrates the shipped model) rather than by the target's inverse:
     a trained model's cores come out thicker than its targets. Two medians fitted on the pages
     scored; that is how epochs and warm starts are compared."""
-    growth = calibrate_growth([(*core_map(run, p, cfg), p.boxes) for p in pages])
-    return score_pages(run, pages, cfg, growth)
+    growth = calibrate_growth([(*core, p.boxes) for core, p in zip(cores, pages, strict=True)])
+    return score_maps(cores, pages, growth)
 
 
 class DetectorTrainer(RunTrainer):
@@ -231,14 +235,15 @@ class DetectorTrainer(RunTrainer):
         init_from_tflite(self.model, tflite, (next(stream)[0] for _ in range(calibration_batches)))
         dev = sroie_pages(self.dev_ids, self.sroie_root)
         ours, theirs = self.run_fn(), tflite_runner(tflite)
+        ours_maps = [core_map(ours, page, self.cfg) for page in dev]
+        theirs_maps = [core_map(theirs, page, self.cfg) for page in dev]
         same, total, gaps = 0, 0, []
-        for page in dev:
-            a, b = core_map(ours, page, self.cfg)[0], core_map(theirs, page, self.cfg)[0]
+        for (a, _), (b, _) in zip(ours_maps, theirs_maps, strict=True):
             same += int(np.sum((a >= 0.5) == (b >= 0.5)))
             total += a.size
             gaps.append(float(np.abs(a - b).mean()))
-        init = dev_score(ours, dev, self.cfg)
-        published = dev_score(theirs, dev, self.cfg)
+        init = dev_score(ours_maps, dev)
+        published = dev_score(theirs_maps, dev)
         figures = {
             "init_dev_f1": init["f1"],
             "tflite_dev_f1": published["f1"],
@@ -285,7 +290,7 @@ class DetectorTrainer(RunTrainer):
             return {
                 f"{name}_{k}": v
                 for name, pages in dev.items()
-                for k, v in dev_score(run, pages, self.cfg).items()
+                for k, v in dev_score([core_map(run, p, self.cfg) for p in pages], pages).items()
             }
 
         def merit(record: dict[str, float]) -> float:
