@@ -74,6 +74,9 @@ _CO_MISREAD = re.compile(r"(?<![\w.])([Cc])0(?=\.?(?:\s|$))")
 _SDN_CUT = re.compile(r"\bSDN\.?\s*$", re.IGNORECASE)
 # '(' read as 'C' before a bracketed word whose ')' has no '(': 'CO. C M ) SDN BHD'.
 _PAREN_AS_C = re.compile(r"(?<![\w(])[Cc]\s*(\w{1,12})\s*\)")
+# '&' read as '8' or 'B' between two words of a name: 'STATIONERY 8 BOOKS'. No name in the
+# SROIE train keys has a lone 'B' or '8' between words; 35 have '&'.
+_AMPERSAND_MISREAD = re.compile(r"(?<=[A-Za-z]{2}) [8B] (?=[A-Za-z]{2})")
 _LEADING_JUNK = re.compile(r"^\s*#?\d{4,}\s+(?=[A-Z])", re.IGNORECASE)
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,]{7,}$")
 _CITY_STATE = re.compile(r"^[A-Za-z .'-]+,\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?\.?$")
@@ -121,6 +124,7 @@ def clean_name(text: str) -> str:
     text = _OWNED_BY.sub("", text)
     text = _SUFFIX_MISREAD.sub(_bhd, text)  # OCR: 'SDN BND', 'SDN BHO', 'Sdn Bnd'
     text = _CO_MISREAD.sub(lambda m: m.group(1) + ("O" if m.group(1) == "C" else "o"), text)
+    text = _AMPERSAND_MISREAD.sub(" & ", text)
     if text.count(")") > text.count("("):
         text = _PAREN_AS_C.sub(r"(\1)", text, count=1)
     # Numbers are found in the look-alike-corrected text ('(I39386-X)'), which has the same

@@ -69,6 +69,8 @@ class DetectorConfig:
     learning_rate: float = 2e-3
     schedule_epochs: int = 40
     synth_share: float = 0.5
+    #: batches per fresh synthetic page (the others draw from a pool of 64 pages)
+    synth_every: int = 1
     dev_receipts: int = 30
     dev_synth_pages: int = 20
     #: cross-entropy weight of the cores of short boxes (under 1.5 heights wide: lone
@@ -276,6 +278,7 @@ class DetectorTrainer(RunTrainer):
                 batch_size=self.cfg.batch_size,
                 seed=start + 1,
                 synth_share=self.cfg.synth_share,
+                synth_every=self.cfg.synth_every,
                 crop=self.cfg.crop,
                 target_width=self.cfg.target_width,
                 forbidden_ids=frozenset(self.split["val"]),

@@ -85,3 +85,16 @@ def test_a_year_glued_to_the_time_is_still_a_date() -> None:
     """OCR lost the space between date and time: 'DATE : 5/3/201822:52:33'."""
     f = extract_fields(lines(["KEDAI MAJU", "DATE : 5/3/201822:52:33", ("TOTAL", "9.00")])).fields
     assert f.date is not None and f.date.value == dt.date(2018, 3, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("TEO HENG STATIONERY 8 BOOKS", "TEO HENG STATIONERY & BOOKS"),
+        ("Teo Heng Stationery B Books", "Teo Heng Stationery & Books"),
+        ("KEDAI 8 8 MART", "KEDAI 8 8 MART"),  # a number in the name stays
+        ("PLAN B", "PLAN B"),
+    ],
+)
+def test_an_ampersand_read_as_8_or_b_between_words_is_restored(text: str, name: str) -> None:
+    assert clean_name(text) == name

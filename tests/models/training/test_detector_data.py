@@ -17,6 +17,7 @@ from models.litert.textmap import (
     prepare_page,
     quad_iou,
 )
+from models.training import detector_data
 from models.training.detector_data import Page, batches, example, quad_to_box, synth_page
 
 BOXES = [(20.0, 10.0, 180.0, 30.0), (200.0, 12.0, 300.0, 30.0), (20.0, 40.0, 250.0, 60.0)]
@@ -94,3 +95,21 @@ def test_batches_refuse_validation_pages():
     page = Page("val-1", np.zeros((10, 10), np.uint8), [])
     with pytest.raises(ValueError, match="validation receipts"):
         next(batches([page], batch_size=1, seed=1, forbidden_ids=frozenset({"val-1"})))
+
+
+def test_synthetic_pages_fill_the_pool_then_refresh_every_n_batches(monkeypatch):
+    made: list[int] = []
+
+    def page(seed: int) -> Page:
+        made.append(seed)
+        return Page(f"synth-{seed}", np.full((64, 64), 255, np.uint8), [(4.0, 4.0, 40.0, 16.0)])
+
+    monkeypatch.setattr(detector_data, "synth_page", page)
+    for every, expected in ((1, 10), (3, 5)):  # pool of 2 filled by batches 0 and 1
+        made.clear()
+        stream = detector_data.batches(
+            [], batch_size=1, seed=1, synth_pool=2, synth_every=every, crop=32
+        )
+        for _ in range(10):
+            next(stream)
+        assert len(made) == expected and len(set(made)) == expected
