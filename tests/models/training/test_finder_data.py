@@ -134,3 +134,18 @@ def test_paper_map_covers_every_receipt_and_other_quads_finds_the_second():
     alone = finder_targets(main, [], INPUT_SIZE)[:, :, PAPER]
     assert other_quads(alone, np.array(main, np.float32), INPUT_SIZE) == []
     assert not finder_targets(None, [], INPUT_SIZE).any()
+
+
+def test_a_faint_halo_is_not_a_receipt_but_a_small_clear_corner_is():
+    main = np.array([(40.0, 40.0), (120.0, 40.0), (120.0, 230.0), (40.0, 230.0)], np.float32)
+    paper = finder_targets(main.tolist(), [], INPUT_SIZE)[:, :, PAPER] * 0.97
+    gw, gh = map_size()
+    sx, sy = gw / INPUT_SIZE[0], gh / INPUT_SIZE[1]
+    # a band of 0.6 along the right edge, past the cleared cells: the map's halo
+    paper[round(40 * sy) : round(230 * sy), round(123 * sx) : round(136 * sx)] = 0.6
+    assert other_quads(paper, main, INPUT_SIZE) == []
+    # the corner of a second receipt showing past the main one: 5 % of its area, clear paper
+    paper[round(150 * sy) : round(175 * sy), round(150 * sx) : round(175 * sx)] = 0.95
+    found = other_quads(paper, main, INPUT_SIZE)
+    assert len(found) == 1
+    assert quad_iou(found[0].tolist(), [(150, 150), (175, 150), (175, 175), (150, 175)]) > 0.6
