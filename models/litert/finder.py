@@ -19,10 +19,9 @@ points of field accuracy. So when fewer than `scan_edges` sides of the model's o
 the paper's edge (`models.document.refine.refine_with_edges`), the classical finder looks too
 (`scan_check`, `models.document.finder.ContourFinder`, about 25 ms), and if it calls the frame a
 flat scan (paper with print in rows, or a paper outline filling it: all 100 of those scans),
-its verdict wins. A receipt on a
-countertop shows its edges: the contour finder alone calls 7 in 150 generated countertop photos
-flat, and all 7 show 3 or 4 edges around the model's outline, while 93 of the 100 scans show
-none and 7 one.
+its verdict wins. A receipt on a countertop shows its edges: the contour finder alone calls 7
+in 150 generated countertop photos flat, and all 7 show 3 or 4 edges around the model's
+outline, while 93 of the 100 scans show none and 7 one.
 """
 
 from __future__ import annotations

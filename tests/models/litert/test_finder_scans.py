@@ -15,12 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
+from models.evaluation.sroie import load_split
 from models.imageio import load_image
 from models.litert.finder import LiteRTFinder
 from models.ocr.litert import ARTIFACTS
 from models.training.data import read_box_file
-
-SPLIT = Path(__file__).parents[3] / "models" / "evaluation" / "splits" / "sroie.json"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def finder() -> LiteRTFinder:
 def test_the_finder_keeps_every_line_of_sroie_train_scans(
     finder: LiteRTFinder, sroie_dir: Path
 ) -> None:
-    ids = json.loads(SPLIT.read_text(encoding="utf-8"))["train"][::25]  # 20 shops' worth
+    ids = load_split()["train"][::25]  # 20 shops' worth
     kept = total = 0
     cut: list[str] = []
     for rid in ids:
