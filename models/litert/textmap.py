@@ -6,7 +6,10 @@ than the long side does) unless its height would pass `max_side`, and padded to 
 `STRIDE`. It answers one probability per pixel that the pixel lies in the *core* of a text line:
 the line's box shrunk to `CORE_HEIGHT` of its height (and by a quarter of its height at each
 end), so the cores of adjacent rows never touch. A line's box is found back by taking each
-connected core and growing it by the inverse of that shrink.
+connected core and growing it by the inverse of that shrink. A core that runs a few degrees
+off the page's rows (a receipt scanned or printed askew, curled paper) is grown along its own
+direction: its box is a turned rectangle as thick as the row, where an upright box would take
+in half of each neighbouring row (`TILT_RATIO`); the engine crops such a box upright.
 """
 
 from __future__ import annotations
@@ -103,10 +106,66 @@ class Growth:
 DEFAULT_GROWTH = Growth()
 
 
+@dataclass(frozen=True)
+class Core:
+    """One connected core of a map: its bounding box (x, y, w, h) and mean probability, and
+    its own frame: centre, direction (radians, positive turning down to the right as image rows
+    grow), length along it and thickness across it (pixel edges, as the bounding box counts)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+    cx: float
+    cy: float
+    angle: float
+    length: float
+    thickness: float
+
+
+#: A core is read along its own direction when its bounding box is at least this much taller
+#: than its thickness: a line printed (or photographed) a few degrees off the page's rows, whose
+#: upright box would take in half of each neighbouring row (SROIE 016: 3 degrees on rows 32 px
+#: apart put a second row into the header's crop, read 'UTAINOON CALLERY' for 'LIGHTROOM
+#: GALLERY'). Below it (and for cores too short to give a direction) the core is upright.
+TILT_RATIO = 1.25
+#: ...and only when it is at least this many thicknesses long.
+TILT_MIN_LENGTH = 4.0
+#: Directions beyond this are not a tilted row but a blob, read upright.
+TILT_MAX = np.radians(20.0)
+
+
+def _core_frame(
+    labels: np.ndarray, k: int, bbox: tuple[int, int, int, int]
+) -> tuple[float, float, float, float, float]:
+    """(cx, cy, angle, length, thickness) of component `k` with bounding box (x, y, w, h),
+    upright unless it is tilted."""
+    x, y, w, h = bbox
+    upright = (x + w / 2, y + h / 2, 0.0, float(w), float(h))
+    if w < TILT_MIN_LENGTH * 2 or h < 2:
+        return upright
+    ys, xs = np.nonzero(labels[y : y + h, x : x + w] == k)
+    px, py = xs + 0.5, ys + 0.5
+    mx, my = float(px.mean()), float(py.mean())
+    dx, dy = px - mx, py - my
+    angle = 0.5 * float(np.arctan2(2 * (dx * dy).mean(), (dx * dx).mean() - (dy * dy).mean()))
+    if abs(angle) > TILT_MAX:
+        return upright
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = dx * c + dy * s, -dx * s + dy * c
+    length = float(u.max() - u.min()) + 1.0
+    thickness = float(v.max() - v.min()) + 1.0
+    if h < TILT_RATIO * thickness or length < TILT_MIN_LENGTH * thickness:
+        return upright
+    cu, cv = (u.max() + u.min()) / 2, (v.max() + v.min()) / 2
+    return x + mx + cu * c - cv * s, y + my + cu * s + cv * c, angle, length, thickness
+
+
 def found_cores(
     prob: np.ndarray, threshold: float = 0.5, min_score: float = 0.6, min_core_height: float = 1.0
-) -> list[tuple[int, int, int, int, float]]:
-    """Connected cores (x, y, w, h, mean probability) of a core probability map."""
+) -> list[Core]:
+    """The connected cores of a core probability map."""
     binary = (prob >= threshold).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
     out = []
@@ -116,8 +175,30 @@ def found_cores(
             continue
         score = float(prob[labels == k].mean())
         if score >= min_score:
-            out.append((x, y, w, h, score))
+            out.append(Core(x, y, w, h, score, *_core_frame(labels, k, (x, y, w, h))))
     return out
+
+
+def rect_quad(cx: float, cy: float, angle: float, length: float, height: float) -> Quad:
+    """The corners, clockwise from top-left, of a rectangle centred at (cx, cy) whose long side
+    runs at `angle`."""
+    ax, ay = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+    nx, ny = -np.sin(angle) * height / 2, np.cos(angle) * height / 2
+    return (
+        (float(cx - ax - nx), float(cy - ay - ny)),
+        (float(cx + ax - nx), float(cy + ay - ny)),
+        (float(cx + ax + nx), float(cy + ay + ny)),
+        (float(cx - ax + nx), float(cy - ay + ny)),
+    )
+
+
+def quad_frame(quad: Sequence[Sequence[float]]) -> tuple[float, float, float, float, float]:
+    """(cx, cy, angle, length, height) of a rectangle quad, clockwise from top-left."""
+    q = np.asarray(quad, np.float64)
+    top, left = q[1] - q[0], q[3] - q[0]
+    cx, cy = q.mean(axis=0)
+    angle = float(np.arctan2(top[1], top[0]))
+    return float(cx), float(cy), angle, float(np.hypot(*top)), float(np.hypot(*left))
 
 
 def boxes_from_map(
@@ -134,14 +215,18 @@ def boxes_from_map(
     `scale` is `PageScale.scale`: boxes come back in the original page's pixels.
     """
     out: list[TextBox] = []
-    for x, y, w, h, score in found_cores(prob, threshold, min_score, min_core_height):
-        full_h = h * growth.height
-        cy = y + h / 2
-        end = growth.end * full_h
-        x0, x1 = (x - end) / scale, (x + w + end) / scale
-        y0, y1 = (cy - full_h / 2) / scale, (cy + full_h / 2) / scale
-        out.append(TextBox(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), score))
+    for core in found_cores(prob, threshold, min_score, min_core_height):
+        full_h = core.thickness * growth.height
+        length = core.length + 2 * growth.end * full_h
+        quad = rect_quad(core.cx, core.cy, core.angle, length, full_h)
+        out.append(TextBox(_scaled(quad, 1 / scale), core.score))
     return reading_order(out)
+
+
+def _scaled(quad: Quad, factor: float) -> Quad:
+    (ax, ay), (bx, by), (cx, cy), (dx, dy) = quad
+    f = factor
+    return ((ax * f, ay * f), (bx * f, by * f), (cx * f, cy * f), (dx * f, dy * f))
 
 
 def calibrate_growth(
@@ -151,22 +236,24 @@ def calibrate_growth(
 ) -> Growth:
     """The growth that turns a model's cores into its true boxes, from (probability map, page
     scale, true boxes (x0, y0, x1, y1) in page pixels) of held-out pages: medians over every core
-    whose centre lies inside exactly one true box. The defaults when nothing matches."""
+    whose centre lies inside exactly one true box and that is upright (a tilted core's true
+    box is its row's upright bounding box, taller than the row). The defaults when nothing
+    matches."""
     heights: list[float] = []
     ends: list[float] = []
     for prob, scale, truth in samples:
         boxes = [tuple(v * scale for v in b) for b in truth]
-        for x, y, w, h, _ in found_cores(prob, threshold, min_score):
-            cx, cy = x + w / 2, y + h / 2
+        for core in found_cores(prob, threshold, min_score):
+            cx, cy = core.cx, core.cy
             inside = [b for b in boxes if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]]
-            if len(inside) != 1:
+            if len(inside) != 1 or core.angle:
                 continue
             x0, y0, x1, y1 = inside[0]
             full_h = y1 - y0
             if full_h <= 0:
                 continue
-            heights.append(full_h / h)
-            ends.append(((x1 - x0) - w) / 2 / full_h)
+            heights.append(full_h / core.thickness)
+            ends.append(((x1 - x0) - core.length) / 2 / full_h)
     if not heights:
         return DEFAULT_GROWTH
     return Growth(float(np.median(heights)), max(0.0, float(np.median(ends))))
@@ -176,12 +263,10 @@ def reading_order(boxes: list[TextBox]) -> list[TextBox]:
     """Top to bottom by rows (boxes whose centres are within half a height share a row), then
     left to right."""
     rows: list[list[TextBox]] = []
-    for b in sorted(boxes, key=lambda b: (b.quad[0][1] + b.quad[2][1]) / 2):
-        cy = (b.quad[0][1] + b.quad[2][1]) / 2
-        h = b.quad[2][1] - b.quad[0][1]
+    for b in sorted(boxes, key=lambda b: quad_frame(b.quad)[1]):
+        _, cy, _, _, h = quad_frame(b.quad)
         if rows:
-            last = rows[-1][0]
-            last_cy = (last.quad[0][1] + last.quad[2][1]) / 2
+            last_cy = quad_frame(rows[-1][0].quad)[1]
             if abs(cy - last_cy) < h / 2:
                 rows[-1].append(b)
                 continue
@@ -265,17 +350,31 @@ def merge_row_pieces(boxes: list[TextBox], gap: float) -> list[TextBox]:
     out: list[TextBox] = []
     for b in boxes:
         if out:
-            a = out[-1]
-            (ax0, ay0), _, (ax1, ay1), _ = a.quad
-            (bx0, by0), _, (bx1, by1), _ = b.quad
-            ha, hb = ay1 - ay0, by1 - by0
-            same_row = by0 <= (ay0 + ay1) / 2 <= by1 and ay0 <= (by0 + by1) / 2 <= ay1
-            similar = max(ha, hb) <= 1.5 * max(min(ha, hb), 1e-6)
-            if same_row and similar and bx0 - ax1 < gap * (ha + hb) / 2 and bx0 > ax0:
-                x0, y0, x1, y1 = ax0, min(ay0, by0), max(ax1, bx1), max(ay1, by1)
-                wa, wb = ax1 - ax0, bx1 - bx0
-                score = (a.score * wa + b.score * wb) / max(wa + wb, 1e-6)
-                out[-1] = TextBox(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), score)
+            joined = _joined(out[-1], b, gap)
+            if joined is not None:
+                out[-1] = joined
                 continue
         out.append(b)
     return out
+
+
+def _joined(a: TextBox, b: TextBox, gap: float) -> TextBox | None:
+    """`a` and `b` (b after a in reading order) as one box, if they are pieces of one row; each
+    is measured in the frame of `a` (upright boxes: the page's)."""
+    acx, acy, angle, alen, ha = quad_frame(a.quad)
+    bcx, bcy, _, blen, hb = quad_frame(b.quad)
+    c, s = np.cos(angle), np.sin(angle)
+    # b's centre in a's frame: along (u) and across (v) a's direction
+    u, v = (bcx - acx) * c + (bcy - acy) * s, -(bcx - acx) * s + (bcy - acy) * c
+    same_row = abs(v) <= hb / 2 and abs(v) <= ha / 2
+    similar = max(ha, hb) <= 1.5 * max(min(ha, hb), 1e-6)
+    space = (u - blen / 2) - alen / 2
+    if not (same_row and similar and space < gap * (ha + hb) / 2 and u - blen / 2 > -alen / 2):
+        return None
+    pts = np.asarray(a.quad + b.quad, np.float64) - (acx, acy)
+    pu, pv = pts @ (c, s), pts @ (-s, c)
+    u0, u1, v0, v1 = float(pu.min()), float(pu.max()), float(pv.min()), float(pv.max())
+    mu, mv = (u0 + u1) / 2, (v0 + v1) / 2
+    quad = rect_quad(acx + mu * c - mv * s, acy + mu * s + mv * c, angle, u1 - u0, v1 - v0)
+    score = (a.score * alen + b.score * blen) / max(alen + blen, 1e-6)
+    return TextBox(quad, score)

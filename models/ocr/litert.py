@@ -348,10 +348,22 @@ class LiteRTEngine:
 
 
 def _crop(gray: np.ndarray, quad: Quad) -> np.ndarray:
-    """An upright crop of an axis-aligned box with the recognizer's margin."""
-    (x0, y0), _, (x1, y1), _ = quad
-    m = CROP_PAD * (y1 - y0)
-    h, w = gray.shape[:2]
-    top, bottom = max(0, int(y0 - m)), min(h, int(np.ceil(y1 + m)))
-    left, right = max(0, int(x0 - m)), min(w, int(np.ceil(x1 + m)))
-    return gray[top:bottom, left:right]
+    """A crop of a box with the recognizer's margin, turned upright if the box is tilted."""
+    (x0, y0), (_, y1), (x2, y2), (x3, _) = quad
+    if y0 == y1 and x0 == x3:  # upright: a slice of the page
+        m = CROP_PAD * (y2 - y0)
+        h, w = gray.shape[:2]
+        top, bottom = max(0, int(y0 - m)), min(h, int(np.ceil(y2 + m)))
+        left, right = max(0, int(x0 - m)), min(w, int(np.ceil(x2 + m)))
+        return gray[top:bottom, left:right]
+    q = np.asarray(quad, np.float32)
+    width = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])), 1.0)
+    height = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
+    m = CROP_PAD * height
+    dst = np.array([[m, m], [width + m, m], [width + m, height + m], [m, height + m]], np.float32)
+    mat = cv2.getPerspectiveTransform(q, dst)
+    size = (round(width + 2 * m), round(height + 2 * m))
+    out = cv2.warpPerspective(
+        gray, mat, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return np.asarray(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from models.litert.textmap import (
     boxes_from_map,
     calibrate_growth,
     merge_row_pieces,
+    quad_frame,
 )
 
 TRUTH = [(20.0, 10.0, 180.0, 30.0), (20.0, 50.0, 120.0, 70.0)]  # two 20 px lines
@@ -74,3 +76,54 @@ def test_close_pieces_of_a_row_are_joined_and_columns_are_not():
     ]
     assert merged[0].score == pytest.approx(0.9)
     assert merge_row_pieces(boxes, 0) == boxes
+
+
+def _frame_of(box: TextBox) -> tuple[float, float, float, float, float]:
+    cx, cy, angle, length, height = quad_frame(box.quad)
+    return cx, cy, float(np.degrees(angle)), length, height
+
+
+def tilted_band(prob: np.ndarray, centre: tuple[float, float], degrees: float, size: tuple) -> None:
+    """Draw a filled rectangle (length, thickness) turned by `degrees` into a map."""
+    pts = cv2.boxPoints((centre, size, degrees))
+    cv2.fillPoly(prob, [np.round(pts).astype(np.int32)], 0.9)
+
+
+def test_a_tilted_row_gets_a_box_along_it_not_an_upright_box_over_its_neighbours():
+    prob = np.zeros((200, 400), np.float32)
+    tilted_band(prob, (200, 60), 3.0, (300, 8))  # 300 px long, 8 thick, 3 degrees: rises 16 px
+    tilted_band(prob, (200, 120), 0.0, (300, 8))  # an upright row
+    tilted, upright = boxes_from_map(prob)
+    cx, cy, degrees, length, height = _frame_of(tilted)
+    assert (cx, cy, degrees) == pytest.approx((200, 60, 3.0), abs=0.5)
+    assert height == pytest.approx(2 * 9, abs=2.5)  # the core's thickness grown back, not 50
+    assert length == pytest.approx(300 + 2 * 0.25 * height, abs=3)
+    assert upright.quad[0][1] == upright.quad[1][1] and upright.quad[0][0] == upright.quad[3][0]
+    assert _frame_of(upright)[4] == pytest.approx(2 * 9, abs=0.5)  # fillPoly fills 9 rows
+
+
+def test_rows_run_together_short_cores_and_slight_slants_stay_upright():
+    prob = np.zeros((200, 400), np.float32)
+    tilted_band(prob, (200, 40), 4.0, (300, 8))
+    tilted_band(prob, (200, 56), 4.0, (300, 8))  # two rows touching: the core is a blob
+    prob[30:60, 150:250] = 0.9  # ...joined all along the middle
+    tilted_band(prob, (60, 150), 8.0, (24, 8))  # a lone character, three thicknesses long
+    tilted_band(prob, (250, 150), 0.5, (200, 8))  # rises 2 px: its upright box is as good
+    for box in boxes_from_map(prob):
+        assert box.quad[0][1] == box.quad[1][1], box
+
+
+def test_tilted_pieces_of_a_row_are_joined_along_the_row():
+    prob = np.zeros((200, 500), np.float32)
+    angle = np.radians(4.0)
+    for along, length in ((-120, 180), (110, 200)):  # two pieces 40 px apart on one slanted row
+        centre = (250 + along * np.cos(angle), 100 + along * np.sin(angle))
+        tilted_band(prob, centre, 4.0, (length, 8))
+    pieces = boxes_from_map(prob)
+    assert len(pieces) == 2
+    (joined,) = merge_row_pieces(pieces, 2.0)
+    _, _, degrees, length, height = _frame_of(joined)
+    assert degrees == pytest.approx(4.0, abs=0.5)
+    assert height == pytest.approx(_frame_of(pieces[0])[4], abs=1.5)
+    assert length == pytest.approx(180 + 40 + 200 + 2 * 0.25 * height, abs=5)
+    assert merge_row_pieces(pieces, 0.5) == pieces  # 31 px between the boxes: over half a height

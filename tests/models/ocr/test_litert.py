@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from models.ocr import EngineUnavailable, LiteRTConfig, OcrEngine, OcrEngineConfig, build_engine
-from models.ocr.litert import LiteRTEngine
+from models.ocr.litert import LiteRTEngine, _crop
 from tests.models.litert.conftest import make_folder
 
 
@@ -106,3 +107,22 @@ def test_a_tall_page_read_in_strips_gives_the_whole_pages_core_map(tmp_path):
     assert expected.max() > 0.5  # the map is not empty
     short = np.ones((100, 384), np.float32)  # shorter than a strip: padded, then cut back
     assert strips._core_map(short).shape == (100, 384)
+
+
+def test_a_tilted_line_is_boxed_along_its_slant_and_cropped_upright(tmp_path):
+    folder = make_folder(tmp_path / "models")
+    make_folder(folder, "tiny_core_int8.tflite", name="detector")
+    engine = build_engine(LiteRTConfig(model_dir=folder))
+    assert isinstance(engine, LiteRTEngine)
+    page = np.full((300, 384, 3), 255, np.uint8)
+    bar = cv2.boxPoints(((192, 150), (300, 12), 4.0))  # 300 x 12, turned 4 degrees: rises 21 px
+    cv2.fillPoly(page, [np.round(bar).astype(np.int32)], (0, 0, 0))
+    (quad,) = engine.find_lines(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
+    (x0, y0), (x1, y1), _, (x3, y3) = quad
+    assert np.degrees(np.arctan2(y1 - y0, x1 - x0)) == pytest.approx(4.0, abs=0.5)
+    assert np.hypot(x3 - x0, y3 - y0) == pytest.approx(2 * 13, abs=3)  # not the upright 47
+    crop = _crop(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY), quad)
+    assert crop.shape[0] == pytest.approx(1.2 * 26, abs=4)
+    span = slice(crop.shape[1] // 8, -crop.shape[1] // 8)  # inside the bar's ends
+    middle, edges = crop[crop.shape[0] // 2, span], np.r_[crop[1, span], crop[-2, span]]
+    assert middle.max() < 80 and edges.min() > 175  # the bar runs straight across the crop
