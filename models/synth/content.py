@@ -298,9 +298,247 @@ def make_content(rng: random.Random) -> Content:
     return Content(rows=b.rows, locale=b.loc.code, currency=b.cur, fields=b.fields)
 
 
+#: Syllables of shop names as tills print them: Malay, romanised Chinese and Indian names.
+_NAME_SYLLABLES = [
+    "AH",
+    "AIK",
+    "AN",
+    "BA",
+    "BEE",
+    "BENG",
+    "BOON",
+    "CHAI",
+    "CHAN",
+    "CHEN",
+    "CHEONG",
+    "CHIN",
+    "CHONG",
+    "CHOO",
+    "CHUAN",
+    "DA",
+    "FAH",
+    "FOO",
+    "FOOK",
+    "FUNG",
+    "GAN",
+    "GEE",
+    "GIN",
+    "GOH",
+    "HAI",
+    "HAN",
+    "HENG",
+    "HIN",
+    "HING",
+    "HOCK",
+    "HONG",
+    "HOO",
+    "HUAT",
+    "JAYA",
+    "JIA",
+    "KAH",
+    "KAM",
+    "KEE",
+    "KENG",
+    "KHOO",
+    "KIAN",
+    "KIM",
+    "KOK",
+    "KONG",
+    "KUAN",
+    "LAI",
+    "LAM",
+    "LEE",
+    "LEONG",
+    "LIAN",
+    "LIM",
+    "LING",
+    "LOH",
+    "LOK",
+    "LONG",
+    "LOON",
+    "MAH",
+    "MEI",
+    "MING",
+    "MOH",
+    "NAM",
+    "NG",
+    "ONG",
+    "PENG",
+    "POH",
+    "RAJ",
+    "RAM",
+    "SAN",
+    "SENG",
+    "SHENG",
+    "SIANG",
+    "SIEW",
+    "SIN",
+    "SOON",
+    "SRI",
+    "SUN",
+    "TAI",
+    "TAN",
+    "TAT",
+    "TECK",
+    "TEO",
+    "THYE",
+    "TIAN",
+    "TONG",
+    "UNI",
+    "WAH",
+    "WAN",
+    "WEI",
+    "WENG",
+    "WING",
+    "WONG",
+    "YAP",
+    "YEE",
+    "YEW",
+    "YIN",
+    "YONG",
+    "YUEN",
+]
+#: Words of shop names and kinds (many tills print the name in big or bold capitals).
+_NAME_WORDS = [
+    "ADVANCE",
+    "AGENCY",
+    "ALAM",
+    "ASIA",
+    "AUTO",
+    "BAKERY",
+    "BAKERIES",
+    "BERJAYA",
+    "BISTRO",
+    "BOOKS",
+    "BOUTIQUE",
+    "CAFE",
+    "CASH",
+    "CARRY",
+    "CATERING",
+    "CENTRE",
+    "CIRCLE",
+    "CITY",
+    "COMPANY",
+    "CONFECTIONERY",
+    "CORNER",
+    "DAILY",
+    "DELI",
+    "DISTRIBUTOR",
+    "ELECTRICAL",
+    "ENGINEERING",
+    "ENTERPRISE",
+    "FAMILY",
+    "FASHION",
+    "FOOD",
+    "FRESH",
+    "FRUITS",
+    "GALLERY",
+    "GARDEN",
+    "GLOBAL",
+    "GOLDEN",
+    "HANDICRAFT",
+    "HARDWARE",
+    "HEALTH",
+    "HOLDINGS",
+    "HOUSE",
+    "HYPERMARKET",
+    "INDUSTRIES",
+    "INTERNATIONAL",
+    "KEDAI",
+    "KITCHEN",
+    "LIGHTING",
+    "MACHINERY",
+    "MAKANAN",
+    "MART",
+    "MARKETING",
+    "MINI",
+    "MARKET",
+    "MEDICAL",
+    "MOTOR",
+    "NASI",
+    "PARKING",
+    "PERNIAGAAN",
+    "PETROL",
+    "PHARMACY",
+    "PRINTING",
+    "RESOURCES",
+    "RESTAURANT",
+    "RESTORAN",
+    "RETAIL",
+    "SEAFOOD",
+    "SERVICES",
+    "STATION",
+    "STATIONERY",
+    "STORE",
+    "SUPERMARKET",
+    "SYARIKAT",
+    "TEA",
+    "TRADING",
+    "TRAVEL",
+    "UNITED",
+    "VENTURE",
+    "WORLD",
+]
+_NAME_ENDS = (
+    "SDN BHD",
+    "SDN. BHD.",
+    "(M) SDN BHD",
+    "SDN BHD.",
+    "BHD",
+    "ENTERPRISE",
+    "TRADING",
+    "& CO",
+    "& SONS",
+    "LTD",
+    "PLC",
+    "GMBH",
+    "S.A.",
+    "LLC",
+    "INC.",
+    "",
+)
+
+
+def _pseudo_word(rng: random.Random) -> str:
+    """A made-up word of consonant-vowel syllables: a name the recognizer cannot have learnt."""
+    vowels, consonants = "AEIOU", "BCDFGHJKLMNPRSTVWYZ"
+    word = ""
+    for _ in range(rng.randint(2, 4)):
+        word += rng.choice(consonants) * (rng.random() < 0.85) + rng.choice(vowels)
+        if rng.random() < 0.3:
+            word += rng.choice("KLMNRST")
+    return word
+
+
+def shop_name(rng: random.Random) -> str:
+    """A shop's name as a header prints it: names and made-up words, a trade, a company form."""
+    words: list[str] = []
+    for _ in range(rng.randint(1, 3)):
+        r = rng.random()
+        if r < 0.45:
+            words.append(rng.choice(_NAME_SYLLABLES))
+        elif r < 0.7:
+            words.append(_pseudo_word(rng))
+        else:
+            words.append(rng.choice(_NAME_WORDS))
+    if rng.random() < 0.6:
+        words.append(rng.choice(_NAME_WORDS))
+    if rng.random() < 0.5:
+        words.append(rng.choice(_NAME_ENDS))
+    if rng.random() < 0.15:
+        words.insert(
+            rng.randrange(len(words) + 1), rng.choice(("&", "-", f"({rng.choice('MKS')})"))
+        )
+    text = " ".join(w for w in words if w)
+    return text if rng.random() < 0.85 else text.title()
+
+
 def random_line_text(rng: random.Random, charset: str) -> str:
-    """A text for a single line crop: a receipt row, a number, or random characters."""
+    """A text for a single line crop: a receipt row, a shop's name, a number, or random
+    characters."""
     r = rng.random()
+    if r < 0.12:
+        return shop_name(rng)
     if r < 0.55:
         content = make_content(rng)
         segs = [s.text for row in content.rows for s in row.segments]

@@ -7,7 +7,7 @@ import random
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from models.synth.content import random_line_text
 from models.synth.fonts import load_font
@@ -30,6 +30,11 @@ def to_height(gray: np.ndarray, height: int) -> np.ndarray:
 #: Share of lines printed by a dot-matrix (impact) printer: many shop tills in SROIE are, and
 #: their faded dots were the recognizer's worst lines (big header fonts read as 'HARUWAKE').
 DOT_MATRIX_SHARE = 0.15
+
+
+#: Share of lines printed letter-spaced, and of lines seen at low resolution.
+TRACKED_SHARE = 0.1
+LOW_RES_SHARE = 0.2
 
 
 def dot_matrix(ink: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
@@ -57,6 +62,30 @@ def _print(ink: np.ndarray, thermal: bool, size: int, rng: random.Random) -> np.
     return ink
 
 
+def _draw(
+    draw: ImageDraw.ImageDraw,
+    at: tuple[float, float],
+    text: str,
+    font: ImageFont.FreeTypeFont,
+    *,
+    track: float,
+    stroke: int,
+) -> None:
+    """Text on its baseline from `at`, each character `track` pixels further apart."""
+    x, baseline = at
+    for piece in text if track else [text]:
+        draw.text(
+            (x, baseline),
+            piece,
+            font=font,
+            fill=255,
+            anchor="ls",
+            stroke_width=stroke,
+            stroke_fill=255,
+        )
+        x += font.getlength(piece) + track
+
+
 def generate_line(seed: int, height: int = 32, text: str | None = None) -> tuple[np.ndarray, str]:
     """A grey uint8 crop of one text line, `height` pixels high, and its text (in the charset)."""
     rng, np_rng = random.Random(seed * 7919 + 3), np.random.default_rng([seed, 3])
@@ -68,7 +97,9 @@ def generate_line(seed: int, height: int = 32, text: str | None = None) -> tuple
     size = rng.choice((16, 18, 20, 22, 24, 28, 32)) if face.bitmap else rng.randint(18, 44)
     font = load_font(face.path, size)
     up, down = _vertical_extent(font)
-    length = font.getlength(text)
+    # letter-spaced headers ('A I K  H U A T'): the recognizer must still not see spaces
+    track = rng.uniform(0.08, 0.45) * size if rng.random() < TRACKED_SHARE else 0.0
+    length = font.getlength(text) + track * (len(text) - 1)
     pad_l, pad_r = rng.uniform(0, 0.6) * size, rng.uniform(0, 0.6) * size
     pad_t, pad_b = rng.uniform(-0.05, 0.35) * size, rng.uniform(-0.05, 0.35) * size
     w = int(length + pad_l + pad_r + 4) + 1
@@ -77,15 +108,7 @@ def generate_line(seed: int, height: int = 32, text: str | None = None) -> tuple
     draw = ImageDraw.Draw(img)
     baseline = size + pad_t + 2 - up
     stroke = 1 if (rng.random() < 0.15 and not face.bitmap and size >= 24) else 0
-    draw.text(
-        (size + pad_l + 2, baseline),
-        text,
-        font=font,
-        fill=255,
-        anchor="ls",
-        stroke_width=stroke,
-        stroke_fill=255,
-    )
+    _draw(draw, (size + pad_l + 2, baseline), text, font, track=track, stroke=stroke)
     if rng.random() < 0.3:  # the neighbouring rows peek in
         for dy in (-1, 1):
             if rng.random() < 0.5:
@@ -120,7 +143,20 @@ def generate_line(seed: int, height: int = 32, text: str | None = None) -> tuple
         gray = 255 - gray  # white on black (a display, a negative print)
     stretch = rng.uniform(0.8, 1.25)
     gray = cv2.resize(gray, (max(1, round(gray.shape[1] * stretch)), gray.shape[0]))
+    if rng.random() < LOW_RES_SHARE:
+        gray = low_resolution(gray, rng)
     return to_height(gray, height), text
+
+
+def low_resolution(gray: np.ndarray, rng: random.Random) -> np.ndarray:
+    """The crop as a low-resolution scan or a distant camera sees it: 11 to 16 pixels high (an
+    'I' one pixel wide), to be scaled back up to the recognizer's height. SROIE's small header
+    faces lose their I's this way ('UNHAKKA NTERNATONAL')."""
+    target = rng.randint(11, 16)
+    h, w = gray.shape[:2]
+    if h <= target:
+        return gray
+    return cv2.resize(gray, (max(1, round(w * target / h)), target), interpolation=cv2.INTER_AREA)
 
 
 def line_width_for(text: str, height: int) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.synth.lines import generate_line, to_height
+from models.synth.lines import LOW_RES_SHARE, generate_line, low_resolution, to_height
 from models.training.charset import Charset
 
 logger = logging.getLogger(__name__)
@@ -94,8 +94,13 @@ def fits(image: np.ndarray, text: str) -> bool:
 
 
 def augment_real(img: np.ndarray, rng: random.Random) -> np.ndarray:
-    """Light jitter of a real crop: contrast, blur, noise, horizontal stretch."""
+    """Light jitter of a real crop: contrast, blur, noise, horizontal stretch, and now and then
+    a lower resolution (`low_resolution`, scaled back to the crop's height)."""
     out: np.ndarray = img.astype(np.float32)
+    if rng.random() < LOW_RES_SHARE / 2:
+        h, w = img.shape[:2]
+        small = low_resolution(img, rng)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     out = (out - 128) * rng.uniform(0.7, 1.2) + 128 + rng.uniform(-25, 25)
     if rng.random() < 0.3:
         out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.3, 1.0))

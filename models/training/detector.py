@@ -80,6 +80,8 @@ class DetectorConfig:
     #: row (`detector_data.loss_weights`); 1 is the plain loss
     short_weight: float = 3.0
     gap_weight: float = 2.0
+    #: share of training windows whose ink fades towards one side (`detector_data.fade_ink`)
+    fade: float = 0.0
 
 
 def build_model(cfg: DetectorConfig) -> tf.keras.Model:
@@ -286,6 +288,7 @@ class DetectorTrainer(RunTrainer):
                 forbidden_ids=frozenset(self.split["val"]),
                 short_weight=self.cfg.short_weight,
                 gap_weight=self.cfg.gap_weight,
+                fade=self.cfg.fade,
             ),
             depth=4,
         )

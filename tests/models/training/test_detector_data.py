@@ -113,3 +113,18 @@ def test_synthetic_pages_fill_the_pool_then_refresh_every_n_batches(monkeypatch)
         for _ in range(10):
             next(stream)
         assert len(made) == expected and len(set(made)) == expected
+
+
+def test_faded_ink_keeps_the_paper_and_fades_text_towards_one_side():
+    img = np.full((64, 256), 0.9, np.float32)
+    img[20:40, 8:248] = 0.1  # one dark line across the window
+    faded = detector_data.fade_ink(img, random.Random(5))
+    assert faded[:16] == pytest.approx(img[:16])  # paper stays paper
+    darkness = 0.9 - faded[30, 8:248]
+    assert darkness.min() < 0.5 * 0.8 <= darkness.max() + 1e-6  # faded to under half somewhere
+    assert darkness.min() >= 0.15 * 0.8 - 1e-6  # ...but never gone
+    page = Page("p", (img * 255).astype(np.uint8), [(8.0, 20.0, 248.0, 40.0)])
+    rng_a, rng_b = random.Random(1), random.Random(1)
+    _, target, _ = example(page, rng_a, target_width=256, crop=64, jitter=(1, 1))
+    _, faded_target, _ = example(page, rng_b, target_width=256, crop=64, jitter=(1, 1), fade=1.0)
+    assert (faded_target == target).all()  # the text is still there to find
