@@ -102,15 +102,17 @@ def test_a_tilted_row_gets_a_box_along_it_not_an_upright_box_over_its_neighbours
     assert _frame_of(upright)[4] == pytest.approx(2 * 9, abs=0.5)  # fillPoly fills 9 rows
 
 
-def test_rows_run_together_short_cores_and_slight_slants_stay_upright():
+def test_short_cores_and_steep_blobs_stay_upright_and_slight_slants_are_followed():
     prob = np.zeros((200, 400), np.float32)
-    tilted_band(prob, (200, 40), 4.0, (300, 8))
-    tilted_band(prob, (200, 56), 4.0, (300, 8))  # two rows touching: the core is a blob
-    prob[30:60, 150:250] = 0.9  # ...joined all along the middle
     tilted_band(prob, (60, 150), 8.0, (24, 8))  # a lone character, three thicknesses long
-    tilted_band(prob, (250, 150), 0.5, (200, 8))  # rises 2 px: its upright box is as good
-    for box in boxes_from_map(prob):
+    tilted_band(prob, (200, 50), 30.0, (120, 10))  # steeper than any row: a stamp, a blob
+    tilted_band(prob, (250, 150), 1.0, (200, 8))  # rises 3.5 px along 200
+    char, blob, slight = sorted(boxes_from_map(prob), key=lambda b: b.quad[0][0] + b.quad[0][1])
+    for box in (char, blob):
         assert box.quad[0][1] == box.quad[1][1], box
+    _, _, degrees, _, height = _frame_of(slight)
+    assert degrees == pytest.approx(1.0, abs=0.3)
+    assert height == pytest.approx(2 * 10, abs=1.5)  # a pixel of staircase; upright: 25
 
 
 def test_tilted_pieces_of_a_row_are_joined_along_the_row():
