@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -128,17 +129,31 @@ def _reading_order(
     JALAN PERMAS 10/5,' on the same row); so boxes are first grouped into rows, a box joining the
     row when each of the two boxes' vertical centre lies within the other (a small word over
     the top of a big logo word is a row of its own).
+
+    A box's vertical extent here is its own height about its centre, not its upright bounds:
+    the detector turns a slanted row's box along the row, and the upright bounds of rows
+    slanting 3 degrees over 500 px hold their neighbours' centres (an address read 'KLANG ...'
+    before 'BANDAR BUKIT RAJA' on the row above it). For upright boxes the two are the same.
     """
+    bands = {id(r[0]): _band(r[0]) for r in raw}
     rows: list[list[tuple[OcrLine, float, float, float, float]]] = []
     for box in sorted(raw, key=lambda r: ((r[2] + r[4]) / 2, r[1])):
         if rows:
             first = rows[-1][0]
-            cy_first, cy_box = (first[2] + first[4]) / 2, (box[2] + box[4]) / 2
-            if box[2] <= cy_first <= box[4] and first[2] <= cy_box <= first[4]:
+            (f0, f1), (b0, b1) = bands[id(first[0])], bands[id(box[0])]
+            if b0 <= (f0 + f1) / 2 <= b1 and f0 <= (b0 + b1) / 2 <= f1:
                 rows[-1].append(box)
                 continue
         rows.append([box])
     return [box for row in rows for box in sorted(row, key=lambda r: r[1])]
+
+
+def _band(line: OcrLine) -> tuple[float, float]:
+    """(top, bottom) of a box's own height (its left side) about its centre."""
+    (x0, y0), _, _, (x3, y3) = line.box
+    cy = sum(p[1] for p in line.box) / 4
+    half = math.hypot(x3 - x0, y3 - y0) / 2
+    return cy - half, cy + half
 
 
 def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:

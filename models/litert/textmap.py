@@ -125,7 +125,8 @@ class Core:
 
 
 #: A core is read along its own direction (its pixels' principal axis) when it is at least this
-#: many thicknesses long; a shorter one gives no reliable direction and is read upright. A line
+#: many thicknesses long and thinner across that direction than its upright box is tall; a
+#: shorter one gives no reliable direction and is read upright. A line
 #: printed or photographed a few degrees off the page's rows then gets a box as thick as its
 #: row, where an upright box would take in half of each neighbouring row (SROIE 016: 3 degrees
 #: on rows 32 px apart put a second row into the header's crop, read 'UTAINOON CALLERY' for
@@ -161,8 +162,8 @@ def _core_frame(
     u, v = dx * c + dy * s, -dx * s + dy * c
     length = float(u.max() - u.min()) + 1.0
     thickness = float(v.max() - v.min()) + 1.0
-    if length < TILT_MIN_LENGTH * thickness:
-        return upright
+    if length < TILT_MIN_LENGTH * thickness or thickness >= h:
+        return upright  # too short to give a direction, or the turned box is no thinner
     cu, cv = (u.max() + u.min()) / 2, (v.max() + v.min()) / 2
     return x + mx + cu * c - cv * s, y + my + cu * s + cv * c, angle, length, thickness
 

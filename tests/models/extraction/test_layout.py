@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from models.extraction import extract_fields
 from models.extraction.layout import build_page
 from models.receipt import OcrLine
@@ -42,3 +44,32 @@ def test_the_address_of_a_split_row_comes_out_in_printed_order():
     fields = extract_fields(boxes).fields
     assert fields.address is not None
     assert fields.address.value.startswith("NO.1, JALAN PERMAS 10/5, BANDAR BARU PERMAS JAYA")
+
+
+def turned(i: int, text: str, cx: float, cy: float, length: float, degrees: float) -> OcrLine:
+    """A 24 px high box of a row slanting by `degrees`, as the detector turns it."""
+    a = math.radians(degrees)
+    ux, uy = math.cos(a) * length / 2, math.sin(a) * length / 2
+    nx, ny = -math.sin(a) * 12, math.cos(a) * 12
+    box = (
+        (cx - ux - nx, cy - uy - ny),
+        (cx + ux - nx, cy + uy - ny),
+        (cx + ux + nx, cy + uy + ny),
+        (cx - ux + nx, cy - uy + ny),
+    )
+    return OcrLine(id=i, text=text, box=box, confidence=0.9)
+
+
+def test_rows_slanting_more_than_their_spacing_keep_their_printed_order():
+    # 4 degrees over 500 px: each row's upright bounds (59 px) hold its neighbours' centres
+    rows = ["LIGHTROOM GALLERY SDN BHD", "NO: 28, JALAN ASTANA 1C,", "BANDAR BUKIT RAJA, 41050"]
+    rows.append("KLANG SELANGOR D.E, MALAYSIA")
+    slope = math.tan(math.radians(4.0))
+    boxes = [turned(i, text, 300 - 20 * i, 100 + 28 * i, 500, 4.0) for i, text in enumerate(rows)]
+    boxes.append(turned(4, "12.00", 700, 184 + 420 * slope, 80, 4.0))  # the last row's price
+    page = build_page(list(reversed(boxes)))
+    assert [ln.id for ln in page.lines] == [0, 1, 2, 3, 4]
+    assert page.right_of(page.by_id(3)) == [page.by_id(4)]  # the price is on its row
+    address = extract_fields(boxes).fields.address
+    assert address is not None
+    assert address.value.startswith("NO: 28, JALAN ASTANA 1C, BANDAR BUKIT RAJA, 41050")
