@@ -1,6 +1,9 @@
-"""Rectifying a found receipt: the perspective warp from its four corners to a flat rectangle."""
+"""Rectifying a found receipt (the perspective warp from its four corners to a flat rectangle),
+and cutting a text line out of it the same way."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -35,6 +38,27 @@ def rectify(image: np.ndarray, quad: np.ndarray, *, max_side: int = MAX_SIDE) ->
     return cv2.warpPerspective(
         image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
+
+
+def crop_quad(gray: np.ndarray, quad: Iterable[Iterable[float]], pad: float = 0.1) -> np.ndarray:
+    """A text line's quad (clockwise from top-left, possibly turned or slanted) warped to an
+    upright crop at the image's own scale, with a margin of `pad` times the quad's height on
+    every side (what the recognizer is trained on and reads; pixels past the image repeat its
+    edge)."""
+    q = np.array([tuple(p) for p in quad], np.float32)
+    w = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])), 1.0)
+    h = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
+    m = pad * h
+    dst = np.array([[m, m], [w + m, m], [w + m, h + m], [m, h + m]], np.float32)
+    mat = cv2.getPerspectiveTransform(q, dst)
+    out = cv2.warpPerspective(
+        gray,
+        mat,
+        (round(w + 2 * m), round(h + 2 * m)),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return np.asarray(out, np.uint8)
 
 
 def _fit(image: np.ndarray, max_side: int) -> np.ndarray:

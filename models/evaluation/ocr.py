@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from models.document.rectify import crop_quad
 from models.evaluation.sroie import Sample
 from models.ocr.base import OcrEngine
 from models.receipt import OcrLine
@@ -30,26 +31,6 @@ CROP_PAD = 0.1
 def normalize_text(text: str) -> str:
     """The form both sides are compared in: NFC, single spaces, upper case."""
     return " ".join(unicodedata.normalize("NFC", text).split()).upper()
-
-
-def crop_quad(
-    gray: np.ndarray, quad: Iterable[tuple[float, float]], pad: float = CROP_PAD
-) -> np.ndarray:
-    """An upright crop of a (possibly slanted) quad, clockwise from top-left, at native scale."""
-    q = np.array(list(quad), np.float32)
-    w = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])), 1.0)
-    h = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
-    m = pad * h
-    dst = np.array([[m, m], [w + m, m], [w + m, h + m], [m, h + m]], np.float32)
-    mat = cv2.getPerspectiveTransform(q, dst)
-    out = cv2.warpPerspective(
-        gray,
-        mat,
-        (round(w + 2 * m), round(h + 2 * m)),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return np.asarray(out, np.uint8)
 
 
 @dataclass(frozen=True)
@@ -70,7 +51,9 @@ def receipt_crops(sample: Sample) -> ReceiptCrops:
         raise ValueError(f"cannot read the image {sample.image_path}")
     lines: list[OcrLine] = [ln for ln in sample.lines() if normalize_text(ln.text)]
     return ReceiptCrops(
-        sample.id, [crop_quad(gray, ln.box) for ln in lines], [ln.text for ln in lines]
+        sample.id,
+        [crop_quad(gray, ln.box, CROP_PAD) for ln in lines],
+        [ln.text for ln in lines],
     )
 
 

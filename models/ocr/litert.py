@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from models.document.rectify import crop_quad
 from models.litert import LiteRTModel, ManifestError, RuntimeUnavailable, load_manifest, load_model
 from models.litert.manifest import Manifest, verify_entry
 from models.litert.textmap import (
@@ -356,14 +357,4 @@ def _crop(gray: np.ndarray, quad: Quad) -> np.ndarray:
         top, bottom = max(0, int(y0 - m)), min(h, int(np.ceil(y2 + m)))
         left, right = max(0, int(x0 - m)), min(w, int(np.ceil(x2 + m)))
         return gray[top:bottom, left:right]
-    q = np.asarray(quad, np.float32)
-    width = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])), 1.0)
-    height = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
-    m = CROP_PAD * height
-    dst = np.array([[m, m], [width + m, m], [width + m, height + m], [m, height + m]], np.float32)
-    mat = cv2.getPerspectiveTransform(q, dst)
-    size = (round(width + 2 * m), round(height + 2 * m))
-    out = cv2.warpPerspective(
-        gray, mat, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    return np.asarray(out)
+    return crop_quad(gray, quad, CROP_PAD)

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.document.rectify import crop_quad
 from models.synth.lines import LOW_RES_SHARE, generate_line, low_resolution, to_height
 from models.training.charset import Charset
 
@@ -52,20 +53,7 @@ def crop_line(
     gray: np.ndarray, quad: tuple[tuple[float, float], ...], height: int, pad: float = 0.1
 ) -> np.ndarray:
     """Rectify a (possibly slanted) quad to an upright crop `height` high, with a little margin."""
-    q = np.array(quad, np.float32)
-    w = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])))
-    h = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
-    m = pad * h
-    dst = np.array([[m, m], [w + m, m], [w + m, h + m], [m, h + m]], np.float32)
-    mat = cv2.getPerspectiveTransform(q, dst)
-    crop = cv2.warpPerspective(
-        gray,
-        mat,
-        (int(w + 2 * m) + 1, int(h + 2 * m) + 1),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return to_height(crop, height)
+    return to_height(crop_quad(gray, quad, pad), height)
 
 
 def sroie_crops(

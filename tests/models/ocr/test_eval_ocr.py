@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from models.document.rectify import crop_quad
 from models.evaluation.cli import eval_group
 from models.evaluation.ocr import (
     ReceiptCrops,
-    crop_quad,
     normalize_text,
     run_engine,
     score_lines,
