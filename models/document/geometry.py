@@ -1,6 +1,9 @@
-"""Quadrilaterals in image pixels: corner order, size, and where they touch the frame."""
+"""Quadrilaterals in image pixels: corner order, size, a line box's frame, and where they touch
+the frame."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -56,3 +59,15 @@ def touched_edges(quad: np.ndarray, width: int, height: int, margin: float) -> l
         "left": bool((pts[:, 0] <= mx).any()),
     }
     return [edge for edge in EDGES if near[edge]]
+
+
+def quad_frame(
+    quad: Sequence[Sequence[float]] | np.ndarray,
+) -> tuple[float, float, float, float, float]:
+    """(cx, cy, angle, length, height) of a rectangle quad, clockwise from top-left, as given (a
+    text line's box: its angle is its top side's direction, its height its left side)."""
+    q = np.asarray(quad, np.float64)
+    top, left = q[1] - q[0], q[3] - q[0]
+    cx, cy = q.mean(axis=0)
+    angle = float(np.arctan2(top[1], top[0]))
+    return float(cx), float(cy), angle, float(np.hypot(*top)), float(np.hypot(*left))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from models.document.geometry import quad_frame
 from models.receipt import OcrLine
 
 
@@ -150,10 +150,8 @@ def _reading_order(
 
 def _band(line: OcrLine) -> tuple[float, float]:
     """(top, bottom) of a box's own height (its left side) about its centre."""
-    (x0, y0), _, _, (x3, y3) = line.box
-    cy = sum(p[1] for p in line.box) / 4
-    half = math.hypot(x3 - x0, y3 - y0) / 2
-    return cy - half, cy + half
+    _, cy, _, _, height = quad_frame(line.box)
+    return cy - height / 2, cy + height / 2
 
 
 def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from models.document.geometry import quad_frame
+
 STRIDE = 32
 #: A core is this share of its line's height, centred.
 CORE_HEIGHT = 0.5
@@ -197,15 +199,6 @@ def rect_quad(cx: float, cy: float, angle: float, length: float, height: float) 
         (float(cx + ax + nx), float(cy + ay + ny)),
         (float(cx - ax + nx), float(cy - ay + ny)),
     )
-
-
-def quad_frame(quad: Sequence[Sequence[float]]) -> tuple[float, float, float, float, float]:
-    """(cx, cy, angle, length, height) of a rectangle quad, clockwise from top-left."""
-    q = np.asarray(quad, np.float64)
-    top, left = q[1] - q[0], q[3] - q[0]
-    cx, cy = q.mean(axis=0)
-    angle = float(np.arctan2(top[1], top[0]))
-    return float(cx), float(cy), angle, float(np.hypot(*top)), float(np.hypot(*left))
 
 
 def boxes_from_map(

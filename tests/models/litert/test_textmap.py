@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from models.document.geometry import quad_frame
 from models.litert.textmap import (
     DEFAULT_GROWTH,
     Growth,
@@ -13,7 +14,6 @@ from models.litert.textmap import (
     boxes_from_map,
     calibrate_growth,
     merge_row_pieces,
-    quad_frame,
 )
 
 TRUTH = [(20.0, 10.0, 180.0, 30.0), (20.0, 50.0, 120.0, 70.0)]  # two 20 px lines
