@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,9 +10,15 @@ from models.document.geometry import quad_frame
 from models.receipt import OcrLine
 
 
+#: The steepest direction (radians) a text row's box is taken to follow (the detector turns
+#: boxes up to 20 degrees).
+MAX_ROW_ANGLE = math.radians(30)
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
-    """An OCR line with its axis-aligned box and position on the page (0 top .. 1 bottom)."""
+    """An OCR line: its horizontal extent, its band (its own height about its centre, `_band`)
+    and position on the page (0 top .. 1 bottom)."""
 
     id: int
     text: str
@@ -23,6 +30,8 @@ class Line:
     rel_y: float
     rel_height: float
     confidence: float
+    #: The box's direction as dy/dx (0 for an upright box; a turned box follows a slanted row).
+    slope: float = 0.0
 
     @property
     def height(self) -> float:
@@ -33,9 +42,11 @@ class Line:
         return (self.y0 + self.y1) / 2
 
     def same_row(self, other: Line) -> bool:
-        """Whether the two lines share a text row (their vertical centres lie in each other)."""
-        overlap = min(self.y1, other.y1) - max(self.y0, other.y0)
-        return overlap > 0.5 * min(self.height, other.height)
+        """Whether the two lines share a text row: their bands overlap by more than half the
+        smaller height where either line's row, followed along its own slope, meets the other
+        (a price beside a row slanting 4 degrees sits 30 px lower than the row's centre)."""
+        least = 0.5 * min(self.height, other.height)
+        return _overlap_along(self, other) > least or _overlap_along(other, self) > least
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +92,14 @@ class Page:
 def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = None) -> Page:
     """Index OCR lines for geometry: boxes to extents, sorted top to bottom then left to right."""
     raw: list[tuple[OcrLine, float, float, float, float]] = []
+    slopes = {}
     for ocr in lines:
         xs = [p[0] for p in ocr.box]
-        ys = [p[1] for p in ocr.box]
-        raw.append((ocr, min(xs), min(ys), max(xs), max(ys)))
+        top, bottom = _band(ocr)
+        raw.append((ocr, min(xs), top, max(xs), bottom))
+        angle = quad_frame(ocr.box)[2]
+        # a box more turned than any text row (corners listed in another order) counts upright
+        slopes[id(ocr)] = math.tan(angle) if abs(angle) <= MAX_ROW_ANGLE else 0.0
     if image_size is not None:
         width, height = float(image_size[0]), float(image_size[1])
     else:
@@ -107,6 +122,7 @@ def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = No
             rel_y=((y0 + y1) / 2 - (0.0 if image_size else top)) / span,
             rel_height=max(y1 - y0, 1.0) / median,
             confidence=ocr.confidence,
+            slope=slopes[id(ocr)],
         )
         for i, (ocr, x0, y0, x1, y1) in enumerate(ordered)
     ]
@@ -130,17 +146,13 @@ def _reading_order(
     row when each of the two boxes' vertical centre lies within the other (a small word over
     the top of a big logo word is a row of its own).
 
-    A box's vertical extent here is its own height about its centre, not its upright bounds:
-    the detector turns a slanted row's box along the row, and the upright bounds of rows
-    slanting 3 degrees over 500 px hold their neighbours' centres (an address read 'KLANG ...'
-    before 'BANDAR BUKIT RAJA' on the row above it). For upright boxes the two are the same.
+    A box's vertical extent is its band (`_band`), as everywhere in this module.
     """
-    bands = {id(r[0]): _band(r[0]) for r in raw}
     rows: list[list[tuple[OcrLine, float, float, float, float]]] = []
     for box in sorted(raw, key=lambda r: ((r[2] + r[4]) / 2, r[1])):
         if rows:
             first = rows[-1][0]
-            (f0, f1), (b0, b1) = bands[id(first[0])], bands[id(box[0])]
+            f0, f1, b0, b1 = first[2], first[4], box[2], box[4]
             if b0 <= (f0 + f1) / 2 <= b1 and f0 <= (b0 + b1) / 2 <= f1:
                 rows[-1].append(box)
                 continue
@@ -149,31 +161,42 @@ def _reading_order(
 
 
 def _band(line: OcrLine) -> tuple[float, float]:
-    """(top, bottom) of a box's own height (its left side) about its centre."""
+    """(top, bottom) of a box's own height (its left side) about its centre: a line's vertical
+    extent, its font height and its row here.
+
+    Not the box's upright bounds: the detector turns a slanted row's box along the row, and the
+    upright bounds of a row slanting 3 degrees over 500 px hold the neighbouring rows' centres
+    (an address read 'KLANG ...' before 'BANDAR BUKIT RAJA' on the row above it) and make its
+    font look a third taller than the same font's upright piece beside it ('FIVE' + 'STAR CASH
+    & CARRY', one printed name, were not joined). For upright boxes the two are the same.
+    """
     _, cy, _, _, height = quad_frame(line.box)
     return cy - height / 2, cy + height / 2
+
+
+def _overlap_along(line: Line, other: Line) -> float:
+    """How far `line`'s band, followed along its slope to `other`'s centre, overlaps `other`'s."""
+    shift = line.slope * ((other.x0 + other.x1) / 2 - (line.x0 + line.x1) / 2)
+    return min(line.y1 + shift, other.y1) - max(line.y0 + shift, other.y0)
 
 
 def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:
     """For each line, the lines sharing its row, left to right (lines are sorted by centre).
 
-    Two lines share a row when their vertical overlap exceeds half the smaller height
-    (`Line.same_row`); only neighbours whose centres lie within two line heights are tried.
+    Two lines share a row when their bands overlap by more than half the smaller height, along
+    either line's slope (`Line.same_row`); only neighbours whose centres lie within two line
+    heights, plus the line's own rise over its length, are tried.
     """
-    y0 = [ln.y0 for ln in lines]
-    y1 = [ln.y1 for ln in lines]
-    h = [max(b - a, 1.0) for a, b in zip(y0, y1, strict=True)]
-    cy = [(a + b) / 2 for a, b in zip(y0, y1, strict=True)]
+    cy = [ln.cy for ln in lines]
     rows: dict[int, tuple[Line, ...]] = {}
     n = len(lines)
     for i, line in enumerate(lines):
         row = [line]
-        reach = 2 * h[i]
+        reach = 2 * line.height + abs(line.slope) * (line.x1 - line.x0)
         for step in (-1, 1):
             j = i + step
             while 0 <= j < n and abs(cy[j] - cy[i]) < reach:
-                overlap = min(y1[i], y1[j]) - max(y0[i], y0[j])
-                if overlap > 0.5 * min(h[i], h[j]):
+                if line.same_row(lines[j]):
                     row.append(lines[j])
                 j += step
         rows[line.id] = tuple(sorted(row, key=lambda o: o.x0))

@@ -53,10 +53,11 @@ _REG_ONLY = re.compile(
     r"^\W*(?:(?:CO|BR|ROC|REG|COMPANY)[.\s-]*(?:REG|NO)?[.\s]*:?\s*)?\(?\s*[A-Z]{0,3}[\d\s]{4,}"
     r"\s*-?\s*[A-Z]?\s*\)?\W*$"
 )
-# A trailing registration number: in brackets, labelled, five digits or more, or with its
-# check letter; a bare short number is part of the name ('TRIPLE SIX POINT ENTERPRISE 666').
+# A trailing registration number: in brackets (its digits maybe split by a space the OCR
+# read: '(107 69-P)'), labelled, five digits or more, or with its check letter; a bare short
+# number is part of the name ('TRIPLE SIX POINT ENTERPRISE 666').
 _TRAILING_REG = re.compile(
-    r"\s*(?:[\(\[]\s*(?:CO[.\s-]*(?:REG|NO)\.?\s*:?\s*)?\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
+    r"\s*(?:[\(\[]\s*(?:CO[.\s-]*(?:REG|NO)\.?\s*:?\s*)?\d{3,}(?:\s\d+)*[\s-]*[A-Z]?\s*[\)\]]?"
     r"|(?:CO[.\s-]*(?:REG|NO)\.?\s*:?\s*)\d{3,}[\s-]*[A-Z]?\s*[\)\]]?"
     r"|\d{5,}[\s-]*[A-Z]?\s*[\)\]]?|\d{3,}\s*-\s*[A-Z]\s*[\)\]]?)\s*$",
     re.IGNORECASE,

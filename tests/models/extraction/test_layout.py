@@ -73,3 +73,21 @@ def test_rows_slanting_more_than_their_spacing_keep_their_printed_order():
     address = extract_fields(boxes).fields.address
     assert address is not None
     assert address.value.startswith("NO: 28, JALAN ASTANA 1C, BANDAR BUKIT RAJA, 41050")
+
+
+def test_a_turned_box_has_the_font_height_of_its_row_not_its_upright_bounds():
+    # 'FIVE' upright and 'STAR CASH & CARRY' turned 1.5 degrees: one printed name, one font
+    boxes = [
+        line(0, "FIVE", 114, 196, 237, 220),
+        turned(1, "STAR CASH & CARRY", 426, 207, 316, 1.5),
+        line(2, "(1365663-P)", 253, 230, 418, 254),
+        line(3, "G.23 & G.22, PLAZA SERI SETIA,", 114, 270, 567, 294),
+        line(4, "NO. 1 JALAN SS 9/1, 47300 PJ, SELANGOR.", 55, 300, 628, 324),
+        line(5, "TOTAL 12.00", 380, 500, 780, 524),
+    ]
+    page = build_page(boxes)
+    assert page.by_id(1).height == 24  # its upright bounds are 32 px high
+    assert page.by_id(0).same_row(page.by_id(1))
+    merchant = extract_fields(boxes).fields.merchant
+    assert merchant is not None
+    assert merchant.value == "FIVE STAR CASH & CARRY"

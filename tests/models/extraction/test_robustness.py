@@ -42,6 +42,8 @@ def test_the_header_reads_the_same_in_any_letter_case(case: object) -> None:
         ("mr. d.i.y. (m) sdn bhd co-reg:860671-d", "mr. d.i.y. (m) sdn bhd"),
         ("Book Ta .K(Taman Daya) Sdn Bnd", "Book Ta .K(Taman Daya) Sdn Bhd"),
         ("GARDEN BAKERIES (KL) SDN BHD (I39386-X)", "GARDEN BAKERIES (KL) SDN BHD"),
+        ("FOUR QUARTERS SDN BHD (107 69-P)", "FOUR QUARTERS SDN BHD"),  # a space read inside
+        ("RESTORAN 88 (12)", "RESTORAN 88 (12)"),  # two digits in brackets are not a number
     ],
 )
 def test_registration_numbers_are_cut_in_any_case_and_through_misreads(
