@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from models.training.data import make_batch, sroie_crops
 from models.training.from_tflite import tflite_runner
-from models.training.recognizer import Trainer, predict, score
+from models.training.metrics import predict, score
+from models.training.recognizer import Trainer
 
 logger = logging.getLogger(__name__)
 

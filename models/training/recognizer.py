@@ -24,10 +24,8 @@ from models.synth.lines import generate_line
 from models.training.charset import CHARSET, Charset
 from models.training.data import (
     SROIE_ROOT,
-    WIDTH_STRIDE,
     Batch,
     fits,
-    make_batch,
     sroie_crops,
     training_batches,
 )
@@ -37,7 +35,7 @@ from models.training.from_tflite import (
     published_entry,
     tflite_runner,
 )
-from models.training.metrics import cer, greedy_decode
+from models.training.metrics import predict, score
 
 logger = logging.getLogger(__name__)
 
@@ -308,38 +306,3 @@ class Trainer:
             with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
             logger.info("epoch %d done: %s", epoch + 1, record)
-
-
-def predict(
-    run: Callable[[np.ndarray], np.ndarray],
-    lines: list[tuple[np.ndarray, str]],
-    charset: Charset,
-    batch: int = 1,
-) -> list[str]:
-    """Greedy-decoded texts of lines. batch=1 runs each at its own width, as the device's
-    single-line path does; a larger batch groups lines of similar width (padded right with
-    their last column, as `models.ocr.litert` does) and decodes each from its own time steps."""
-    out: dict[int, str] = {}
-    order = sorted(range(len(lines)), key=lambda k: lines[k][0].shape[1])
-    for start in range(0, len(order), batch):
-        group = order[start : start + batch]
-        b = make_batch([(lines[k][0], "x") for k in group], charset)
-        logits = run(b.images)
-        for row, k in enumerate(group):
-            steps = -(-lines[k][0].shape[1] // WIDTH_STRIDE)
-            out[k] = greedy_decode(logits[row, :steps], charset)[0]
-    return [out[k] for k in range(len(lines))]
-
-
-def score(predictions: list[str], truths: list[str], case_insensitive: bool) -> dict[str, float]:
-    """CER (edit distance over reference length, summed) and line exact match."""
-    if case_insensitive:
-        predictions = [p.upper() for p in predictions]
-        truths = [t.upper() for t in truths]
-    return {
-        "cer": cer(predictions, truths),
-        "exact": float(np.mean([p == t for p, t in zip(predictions, truths, strict=True)]))
-        if truths
-        else 0.0,
-        "lines": float(len(truths)),
-    }

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from models.training.charset import Charset
-from models.training.data import WIDTH_STRIDE, fits, make_batch, training_batches
-from models.training.metrics import cer, greedy_decode
+from models.training.data import training_batches
+from models.training.metrics import predict, score
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def build_torch_model(cfg: dict[str, Any], num_classes: int) -> Any:
     import torch
     from torch import nn
 
-    class Recognizer(nn.Module):
+    class Recognizer(nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             convs: list[nn.Module] = []
@@ -221,7 +221,12 @@ def _torch_slots(model: Any) -> list[tuple[Any, str]]:
 
 
 # Keras layout -> PyTorch layout (and back with the inverse permutation)
-_TO_TORCH = {"conv2d": (3, 2, 0, 1), "depthwise": (1, 2, 0), "pointwise": (2, 1, 0), "dense": (1, 0)}
+_TO_TORCH = {
+    "conv2d": (3, 2, 0, 1),
+    "depthwise": (1, 2, 0),
+    "pointwise": (2, 1, 0),
+    "dense": (1, 0),
+}
 
 
 def set_keras_weights(model: Any, arrays: list[np.ndarray]) -> None:
@@ -253,124 +258,192 @@ def keras_weights(model: Any) -> list[np.ndarray]:
 # ---- fit (PyTorch side) ----------------------------------------------------------------------
 
 
-def _worker(
-    real: list[tuple[np.ndarray, str, str]],
-    chars: str,
-    batch_size: int,
-    seed: int,
-    height: int,
-    real_share: float,
-    queue: Any,
-) -> None:
+@dataclass
+class FitState:
+    """Where a run stands across `fit` calls (saved in state.pt)."""
+
+    seconds: float = 0.0
+    steps: int = 0
+    best_cer: float = math.inf
+    calls: int = 0
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """What a batch worker makes: batches of `batch_size` from these crops and seed."""
+
+    real: list[tuple[np.ndarray, str, str]]
+    chars: str
+    batch_size: int
+    height: int
+    real_share: float
+
+
+def _worker(stream: _Stream, seed: int, queue: Any) -> None:
     """Put training batches (uint8 images to keep the pipe light) on the queue, forever."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
     cv2.setNumThreads(1)
-    charset = Charset(chars)
-    for b in training_batches(
-        real, charset, batch_size, seed=seed, height=height, real_share=real_share
-    ):
+    batches = training_batches(
+        stream.real,
+        Charset(stream.chars),
+        stream.batch_size,
+        seed=seed,
+        height=stream.height,
+        real_share=stream.real_share,
+    )
+    for b in batches:
         images = np.rint(b.images[..., 0] * 255).astype(np.uint8)
         queue.put((images, b.labels, b.label_lengths))
 
 
 def _dev_cer(model: Any, dev: list[tuple[np.ndarray, str]], charset: Charset, device: Any) -> float:
-    """Case-insensitive greedy CER on the dev crops, batched by width as `predict` does."""
+    """Case-insensitive greedy CER on the dev crops, read as the Keras trainer reads them."""
     import torch
+
+    def run(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = model(torch.from_numpy(images).to(device))
+        return np.asarray(logits.float().cpu().numpy())
 
     model.eval()
-    order = sorted(range(len(dev)), key=lambda k: dev[k][0].shape[1])
-    texts: dict[int, str] = {}
-    with torch.no_grad():
-        for start in range(0, len(order), 64):
-            group = order[start : start + 64]
-            b = make_batch([(dev[k][0], "x") for k in group], charset)
-            logits = model(torch.from_numpy(b.images).to(device)).float().cpu().numpy()
-            for row, k in enumerate(group):
-                steps = -(-dev[k][0].shape[1] // WIDTH_STRIDE)
-                texts[k] = greedy_decode(logits[row, :steps], charset)[0]
+    texts = predict(run, dev, charset, batch=64)
     model.train()
-    return cer([texts[k].upper() for k in range(len(dev))], [t.upper() for _, t in dev])
+    return score(texts, [t for _, t in dev], case_insensitive=True)["cer"]
 
 
-def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = None) -> dict[str, Any]:
-    """Train the mirror for `opts.minutes` (or until the budget is spent); write to `out`:
-    best.npz and last.npz (Keras-order weights), state.pt (resumable), log.jsonl."""
+def _learning_rate(opts: FitOptions, state: FitState) -> float:
+    """Linear warm-up, then a cosine over the time budget down to a twentieth."""
+    warm = min(1.0, (state.steps + 1) / opts.warmup_steps)
+    progress = min(1.0, state.seconds / (opts.budget_minutes * 60))
+    return opts.learning_rate * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _ctc_step(model: Any, optimizer: Any, batch: tuple[np.ndarray, ...], device: Any) -> float:
+    """One optimizer step on a batch (uint8 images, labels, label lengths); its mean CTC loss
+    per line, as the Keras trainer's `tf.nn.ctc_loss` mean."""
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
-    cfg = json.loads((pack_dir / "config.json").read_text())
-    charset = Charset(cfg["charset"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cudnn.benchmark = False  # widths vary batch to batch
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    model = build_torch_model(cfg, charset.num_classes)
-    with np.load(pack_dir / "init.npz") as f:
-        set_keras_weights(model, [f[f"arr_{k}"] for k in range(len(f.files))])
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
-    state = {"seconds": 0.0, "steps": 0, "best_cer": None, "calls": 0}
-    if state_in is not None and state_in.exists():
-        saved = torch.load(state_in, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = saved["state"]
-        logger.info("resumed at %s", state)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = load_crops(pack_dir / "dev.npz")
-    if state["best_cer"] is None:
-        state["best_cer"] = _dev_cer(model, dev, charset, device)
-        np.savez(out / "best.npz", *keras_weights(model))
-        logger.info("starting dev CER %.4f", state["best_cer"])
-    elif state_in is not None and (state_in.parent / "best.npz").exists():
-        shutil.copy2(state_in.parent / "best.npz", out / "best.npz")
-    real = [(img, text, "train") for img, text in load_crops(pack_dir / "real.npz")]
-    real = [r for r in real if fits(r[0], r[1])]
+    images, labels, lengths = batch
+    x = torch.from_numpy(images).to(device, non_blocking=True).float().div_(255)
+    log_probs = F.log_softmax(model(x[..., None]).float(), dim=-1).transpose(0, 1)
+    steps = torch.full((x.shape[0],), log_probs.shape[0], dtype=torch.long)
+    loss = F.ctc_loss(
+        log_probs,
+        torch.from_numpy(labels).to(device),
+        steps,
+        torch.from_numpy(lengths).long(),
+        blank=0,
+        reduction="none",
+        zero_infinity=True,
+    ).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _start_workers(stream: _Stream, opts: FitOptions, call: int) -> tuple[Any, list[Any]]:
+    """One batch-making process per core less two, each with its own seed, so every call of a
+    run draws fresh synthetic lines. Spawned, not forked: a process forked after OpenCV has
+    started its thread pool can wait on it for ever."""
+
     workers = opts.workers or max(1, (os.cpu_count() or 2) - 2)
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")
     queue = ctx.Queue(maxsize=8 * workers)
-    call = state["calls"] + 1
     procs = [
         ctx.Process(
-            target=_worker,
-            args=(
-                real,
-                cfg["charset"],
-                opts.batch_size,
-                opts.seed * 100_000 + call * 1000 + k,
-                cfg["height"],
-                cfg["real_share"],
-                queue,
-            ),
-            daemon=True,
+            target=_worker, args=(stream, opts.seed * 100_000 + call * 1000 + k, queue), daemon=True
         )
         for k in range(workers)
     ]
     for p in procs:
         p.start()
-    budget = opts.budget_minutes * 60
-    t_start, losses, waited = time.monotonic(), [], 0.0
-    log = (out / "log.jsonl").open("a", encoding="utf-8")
+    return queue, procs
 
-    def lr_now() -> float:
-        warm = min(1.0, (state["steps"] + 1) / opts.warmup_steps)
-        progress = min(1.0, state["seconds"] / budget)
-        return opts.learning_rate * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    def evaluate() -> None:
+def _next_batch(queue: Any, procs: list[Any]) -> tuple[np.ndarray, ...]:
+    """The next batch from the workers; RuntimeError once none of them is alive (a worker
+    that raised has printed its traceback), rather than waiting for ever."""
+    import queue as queues
+
+    while True:
+        try:
+            return queue.get(timeout=5)  # type: ignore[no-any-return]
+        except queues.Empty:
+            if not any(p.is_alive() for p in procs):
+                codes = sorted({p.exitcode for p in procs})
+                raise RuntimeError(f"every batch worker has died (exit codes {codes})") from None
+
+
+def _restore(
+    pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None
+) -> tuple[Any, Any, FitState]:
+    """The mirror with the pack's starting weights and a fresh Adam, or as a call left them."""
+    import torch
+
+    cfg = json.loads((pack_dir / "config.json").read_text())
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_torch_model(cfg, Charset(cfg["charset"]).num_classes)
+    with np.load(pack_dir / "init.npz") as f:
+        set_keras_weights(model, [f[f"arr_{k}"] for k in range(len(f.files))])
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
+    if state_in is None:
+        return model, optimizer, FitState()
+    saved = torch.load(state_in, map_location=device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if (state_in.parent / "best.npz").exists():
+        shutil.copy2(state_in.parent / "best.npz", out / "best.npz")
+    state = FitState(**saved["state"])
+    logger.info("resumed at %s", state)
+    return model, optimizer, state
+
+
+def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = None) -> FitState:
+    """Train the mirror for `opts.minutes` (or until the budget is spent); write to `out`:
+    best.npz and last.npz (Keras-order weights), state.pt (resumable), log.jsonl."""
+    import torch
+
+    cfg = json.loads((pack_dir / "config.json").read_text())
+    charset = Charset(cfg["charset"])
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    out.mkdir(parents=True, exist_ok=True)
+    model, optimizer, state = _restore(pack_dir, out, opts, state_in)
+    device = next(model.parameters()).device
+    dev = load_crops(pack_dir / "dev.npz")
+    if state.calls == 0:  # the starting weights are the first candidate
+        state.best_cer = _dev_cer(model, dev, charset, device)
+        np.savez(out / "best.npz", *keras_weights(model))
+        logger.info("starting dev CER %.4f", state.best_cer)
+    state.calls += 1
+    stream = _Stream(
+        [(img, text, "train") for img, text in load_crops(pack_dir / "real.npz")],
+        cfg["charset"],
+        opts.batch_size,
+        cfg["height"],
+        cfg["real_share"],
+    )
+    queue, procs = _start_workers(stream, opts, state.calls)
+    t_start, losses, waited = time.monotonic(), [0.0], 0.0
+
+    def evaluate(log: Any) -> None:
         dev_cer = _dev_cer(model, dev, charset, device)
-        record = {
-            "steps": state["steps"],
-            "minutes": round(state["seconds"] / 60, 2),
-            "loss": float(np.mean(losses[-200:])) if losses else None,
-            "lr": lr_now(),
+        record: dict[str, Any] = {
+            "steps": state.steps,
+            "minutes": round(state.seconds / 60, 2),
+            "loss": float(np.mean(losses[-200:])),
+            "lr": _learning_rate(opts, state),
             "dev_cer": dev_cer,
             "waited_for_data_s": round(waited, 1),
         }
-        if dev_cer < state["best_cer"]:
-            state["best_cer"] = dev_cer
+        if dev_cer < state.best_cer:
+            state.best_cer = dev_cer
             np.savez(out / "best.npz", *keras_weights(model))
             record["best"] = True
         log.write(json.dumps(record) + "\n")
@@ -378,48 +451,31 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         logger.info("%s", record)
 
     try:
-        while (
-            time.monotonic() - t_start < opts.minutes * 60 and state["seconds"] < budget
-        ):
-            t0 = time.monotonic()
-            images, labels, lengths = queue.get()
-            waited += time.monotonic() - t0
-            x = torch.from_numpy(images).to(device, non_blocking=True).float().div_(255)
-            logits = model(x[..., None])
-            log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)
-            steps = torch.full((x.shape[0],), log_probs.shape[0], dtype=torch.long)
-            loss = F.ctc_loss(
-                log_probs,
-                torch.from_numpy(labels).to(device),
-                steps,
-                torch.from_numpy(lengths).long(),
-                blank=0,
-                reduction="none",
-                zero_infinity=True,
-            ).mean()
-            for group in optimizer.param_groups:
-                group["lr"] = lr_now()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            state["steps"] += 1
-            state["seconds"] += time.monotonic() - t0
-            if state["steps"] % opts.eval_every == 0:
-                evaluate()
-        evaluate()
+        with (out / "log.jsonl").open("a", encoding="utf-8") as log:
+            while (
+                time.monotonic() - t_start < opts.minutes * 60
+                and state.seconds < opts.budget_minutes * 60
+            ):
+                t0 = time.monotonic()
+                batch = _next_batch(queue, procs)
+                waited += time.monotonic() - t0
+                for group in optimizer.param_groups:
+                    group["lr"] = _learning_rate(opts, state)
+                losses.append(_ctc_step(model, optimizer, batch, device))
+                state.steps += 1
+                state.seconds += time.monotonic() - t0
+                if state.steps % opts.eval_every == 0:
+                    evaluate(log)
+            evaluate(log)
     finally:
         for p in procs:
             p.terminate()
-        log.close()
-    state["calls"] = call
     np.savez(out / "last.npz", *keras_weights(model))
     torch.save(
-        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": asdict(state)},
         out / "state.pt",
     )
-    return dict(state)
+    return state
 
 
 def install_fonts(pack_dir: Path, target: Path = Path("/usr/local/share/fonts/receipts")) -> None:
@@ -465,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
             learning_rate=args.learning_rate,
             workers=args.workers,
         )
-        print(json.dumps(fit(args.pack, args.out, opts, args.state)))
+        print(json.dumps(asdict(fit(args.pack, args.out, opts, args.state))))
     else:
         unpack(args.weights, args.run)
 
