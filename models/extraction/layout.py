@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from models.document.geometry import quad_frame
 from models.receipt import OcrLine
 
-
 #: The steepest direction (radians) a text row's box is taken to follow (the detector turns
 #: boxes up to 20 degrees).
 MAX_ROW_ANGLE = math.radians(30)
