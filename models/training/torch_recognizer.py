@@ -145,7 +145,7 @@ class FitOptions:
     minutes: float
     budget_minutes: float
     batch_size: int = 128
-    learning_rate: float = 6e-4
+    learning_rate: float = 8e-4
     warmup_steps: int = 300
     eval_every: int = 1000
     workers: int = 0  # 0: the machine's cores less two
