@@ -380,12 +380,11 @@ def _next_batch(queue: Any, procs: list[Any]) -> tuple[np.ndarray, ...]:
 
 
 def _restore(
-    pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None
+    pack_dir: Path, cfg: dict[str, Any], opts: FitOptions, state_in: Path | None, out: Path
 ) -> tuple[Any, Any, FitState]:
     """The mirror with the pack's starting weights and a fresh Adam, or as a call left them."""
     import torch
 
-    cfg = json.loads((pack_dir / "config.json").read_text())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_torch_model(cfg, Charset(cfg["charset"]).num_classes)
     with np.load(pack_dir / "init.npz") as f:
@@ -414,7 +413,7 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     out.mkdir(parents=True, exist_ok=True)
-    model, optimizer, state = _restore(pack_dir, out, opts, state_in)
+    model, optimizer, state = _restore(pack_dir, cfg, opts, state_in, out)
     device = next(model.parameters()).device
     dev = load_crops(pack_dir / "dev.npz")
     if state.calls == 0:  # the starting weights are the first candidate
