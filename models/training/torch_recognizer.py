@@ -429,14 +429,15 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         cfg["real_share"],
     )
     queue, procs = _start_workers(stream, opts, state.calls)
-    t_start, losses, waited = time.monotonic(), [0.0], 0.0
+    t_start, waited = time.monotonic(), 0.0
+    losses: list[float] = []
 
     def evaluate(log: Any) -> None:
         dev_cer = _dev_cer(model, dev, charset, device)
         record: dict[str, Any] = {
             "steps": state.steps,
             "minutes": round(state.seconds / 60, 2),
-            "loss": float(np.mean(losses[-200:])),
+            "loss": float(np.mean(losses[-200:])) if losses else None,
             "lr": _learning_rate(opts, state),
             "dev_cer": dev_cer,
             "waited_for_data_s": round(waited, 1),
