@@ -101,6 +101,12 @@ def address_text(line: Line) -> str:
     return head if evidence_of(head) >= 1.5 else raw
 
 
+def printed(run: list[Line]) -> list[Line]:
+    """The run's lines without specks read as a single character: a mark in the margin or a
+    blot beside the address ('43500' / 'L' / 'SEMENYIH') is never an address line of its own."""
+    return [ln for ln in run if sum(c.isalnum() for c in ln.text) > 1] or run
+
+
 def _phone_only(raw: str, clean: str) -> bool:
     """A phone number alone on its line, also with a few digits misread as letters (it still
     has six real digits: 'O3-41318972'; a code like 'SS2/72' has too few)."""
@@ -267,7 +273,7 @@ def find_address(page: Page, header: list[Line], skip: set[int], after: int = -1
         nxt = [r for r in weak if header.index(r[0]) > after and sum(map(evidence, r)) > 0]
         if not nxt or after < 0:
             return None
-        run = nxt[0][:3]
+        run = printed(nxt[0][:3])
         return Found(" ".join(address_text(ln) for ln in run), [ln.id for ln in run], 0.25)
     good = [t for t in scored if t[0] >= MIN_SCORE]
     later = [t for t in good if t[1] > after]
@@ -278,6 +284,7 @@ def find_address(page: Page, header: list[Line], skip: set[int], after: int = -1
         later = earlier[-1:]
     chosen = later[0] if later else good[0] if good else max(scored, key=lambda t: t[0])
     score, _, run = chosen
+    run = printed(run)
     value = " ".join(address_text(ln) for ln in run)
     postcode = _has_postcode(run)
     confidence = 0.35 + 0.1 * min(score, 4.0) + 0.15 * postcode

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.extraction.address import printed
 from models.extraction.header_features import address_value, header_features, name_text, top_lines
 from models.extraction.layout import Line, Page
 from models.extraction.linear import LineModels, Matrix
@@ -119,5 +120,5 @@ def read_header(
     if address_model is None or runs is None:
         return merchant, None
     best, prob = _pick(address_model.logits(runs.rows))
-    run = lines[int(runs.starts[best]) : int(runs.ends[best])]
+    run = printed(lines[int(runs.starts[best]) : int(runs.ends[best])])
     return merchant, Found(address_value(run), [ln.id for ln in run], round(prob, 3))

@@ -119,3 +119,45 @@ def test_an_address_with_a_unit_number_and_a_city_split_over_lines_is_found() ->
     ).fields
     assert f.address is not None
     assert f.address.value.startswith("B-12-3, TOWER B") and f.address.value.endswith("LUMPUR")
+
+
+def test_a_speck_read_as_one_letter_beside_the_address_is_left_out() -> None:
+    # A mark in the margin, read 'L', sits on the first address row (SROIE train 413).
+    f = extract_fields(
+        lines(
+            [
+                "ANN MAJU TRADING SDN BHD",
+                ("NO. 135, JALAN BANGI, 43500", "L"),
+                "SEMENYIH, SELANGOR",
+                "TEL : 03-8723 8214",
+                "TAX INVOICE",
+                ("TOTAL", "9.90"),
+            ]
+        )
+    ).fields
+    assert f.address is not None
+    assert f.address.value == "NO. 135, JALAN BANGI, 43500 SEMENYIH, SELANGOR"
+    assert 2 not in f.address.lines  # the speck's line id
+
+
+def test_logo_fragments_above_the_name_do_not_push_the_address_out_of_the_header() -> None:
+    # A logo read as a dozen scraps above the name (SROIE train 451): the address's last
+    # lines must still count as header lines.
+    scraps = ["wMUN", "/", ".s", "Sep", "=", "44", "GAr", "a", "/ 9o62", "Q6>", "* 924"]
+    rows: list[str | tuple[str, str]] = [
+        *scraps,
+        "MAJU HARDWARE (M) SDN BHD",
+        "(CO.REG :860671-D)",
+        "LOT 1851-A, JALAN KPB 6,",
+        "KAWASAN PERINDUSTRIAN BALAKONG,",
+        "43300 SERI KEMBANGAN, SELANGOR",
+        "(GST ID NO :000306020352)",
+        "TAX INVOICE",
+        *[("ITEM %d" % k, "1.00") for k in range(20)],
+        ("TOTAL", "20.00"),
+    ]
+    f = extract_fields(lines(rows)).fields
+    assert f.address is not None
+    assert f.address.value == (
+        "LOT 1851-A, JALAN KPB 6, KAWASAN PERINDUSTRIAN BALAKONG, 43300 SERI KEMBANGAN, SELANGOR"
+    )
