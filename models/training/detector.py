@@ -22,20 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from models.evaluation.sroie import SPLIT_FILE, load_split
-from models.litert.textmap import (
-    DEFAULT_GROWTH,
-    DetectionScore,
-    Growth,
-    boxes_from_map,
-    calibrate_growth,
-    match_boxes,
-    merge_row_pieces,
-    prepare_page,
-)
-from models.ocr.litert import LiteRTConfig
+from models.litert.textmap import DEFAULT_GROWTH, Growth, calibrate_growth, prepare_page
 from models.training.blocks import encoder, fpn_decoder
 from models.training.data import SROIE_ROOT
 from models.training.detector_data import Page, batches, sroie_pages, synth_page
+from models.training.detector_metrics import CoreMap, core_map, dev_score, score_maps
 from models.training.from_tflite import (
     TfliteMismatch,
     init_from_tflite,
@@ -109,49 +100,11 @@ def _loss(targets: tf.Tensor, prob: tf.Tensor) -> tf.Tensor:
     return bce + dice
 
 
-def core_map(
-    run: Callable[[np.ndarray], np.ndarray], page: Page, cfg: DetectorConfig
-) -> tuple[np.ndarray, float]:
-    """The core probability map of one page and the page's scale to the map."""
-    img, ps = prepare_page(page.gray, cfg.target_width, cfg.max_side)
-    return run(img[None, :, :, None])[0, :, :, 0], ps.scale
-
-
-#: A page's core probability map and the page's scale to it (`core_map`).
-CoreMap = tuple[np.ndarray, float]
-
-
-def detect(core: CoreMap, growth: Growth = DEFAULT_GROWTH) -> list[Any]:
-    """Predicted quads of one page (its pixels) from its core map, with the engine's
-    post-processing (`models.ocr.litert.LiteRTConfig`'s core threshold, least core score and
-    row-piece merging), so epochs are chosen, and exports scored, on the boxes the scanner
-    will read."""
-    prob, scale = core
-    post = LiteRTConfig()
-    found = boxes_from_map(
-        prob,
-        scale,
-        threshold=post.detector_threshold,
-        min_score=post.detector_min_score,
-        growth=growth,
-    )
-    return [b.quad for b in merge_row_pieces(found, post.merge_gap)]
-
-
-def score_maps(
-    cores: list[CoreMap], pages: list[Page], growth: Growth = DEFAULT_GROWTH
-) -> dict[str, float]:
-    """Precision, recall and F1 at IoU 0.5 summed over pages, from their core maps."""
-    total = DetectionScore(0, 0, 0)
-    for core, page in zip(cores, pages, strict=True):
-        truth = [((x0, y0), (x1, y0), (x1, y1), (x0, y1)) for x0, y0, x1, y1 in page.boxes]
-        total = total + match_boxes(detect(core, growth), truth)
-    return {
-        "f1": total.f1,
-        "precision": total.precision,
-        "recall": total.recall,
-        "pages": float(len(pages)),
-    }
+def page_maps(
+    run: Callable[[np.ndarray], np.ndarray], pages: list[Page], cfg: DetectorConfig
+) -> list[CoreMap]:
+    """The core maps of pages, read at the run's page size."""
+    return [core_map(run, p, cfg.target_width, cfg.max_side) for p in pages]
 
 
 def score_pages(
@@ -161,16 +114,7 @@ def score_pages(
     growth: Growth = DEFAULT_GROWTH,
 ) -> dict[str, float]:
     """`score_maps` of a model function [1,H,W,1] -> [1,H,W,1] on the pages."""
-    return score_maps([core_map(run, p, cfg) for p in pages], pages, growth)
-
-
-def dev_score(cores: list[CoreMap], pages: list[Page]) -> dict[str, float]:
-    """`score_maps` with the boxes grown back as this model's cores need, measured on the same
-    held-out pages (as export calibrates the shipped model) rather than by the target's inverse:
-    a trained model's cores come out thicker than its targets. Two medians fitted on the pages
-    scored; that is how epochs and warm starts are compared."""
-    growth = calibrate_growth([(*core, p.boxes) for core, p in zip(cores, pages, strict=True)])
-    return score_maps(cores, pages, growth)
+    return score_maps(page_maps(run, pages, cfg), pages, growth)
 
 
 class DetectorTrainer(RunTrainer):
@@ -241,8 +185,8 @@ class DetectorTrainer(RunTrainer):
         init_from_tflite(self.model, tflite, (next(stream)[0] for _ in range(calibration_batches)))
         dev = sroie_pages(self.dev_ids, self.sroie_root)
         ours, theirs = self.run_fn(), tflite_runner(tflite)
-        ours_maps = [core_map(ours, page, self.cfg) for page in dev]
-        theirs_maps = [core_map(theirs, page, self.cfg) for page in dev]
+        ours_maps = page_maps(ours, dev, self.cfg)
+        theirs_maps = page_maps(theirs, dev, self.cfg)
         same, total, gaps = 0, 0, []
         for (a, _), (b, _) in zip(ours_maps, theirs_maps, strict=True):
             same += int(np.sum((a >= 0.5) == (b >= 0.5)))
@@ -298,7 +242,7 @@ class DetectorTrainer(RunTrainer):
             return {
                 f"{name}_{k}": v
                 for name, pages in dev.items()
-                for k, v in dev_score([core_map(run, p, self.cfg) for p in pages], pages).items()
+                for k, v in dev_score(page_maps(run, pages, self.cfg), pages).items()
             }
 
         def merit(record: dict[str, float]) -> float:
@@ -337,7 +281,8 @@ def export_and_evaluate(
     # ships) on the held-out dev pages of the train split; val is only scored.
     int8 = _tflite_fn(paths["int8"])
     dev = sroie_pages(trainer.dev_ids, trainer.sroie_root)
-    growth = calibrate_growth([(*core_map(int8, p, cfg), p.boxes) for p in dev])
+    maps = page_maps(int8, dev, cfg)
+    growth = calibrate_growth([(*m, p.boxes) for m, p in zip(maps, dev, strict=True)])
     val = sroie_pages(trainer.split["val"][:val_limit], trainer.sroie_root)
     report: dict[str, Any] = {
         "input": {

@@ -119,7 +119,7 @@ def test_fit_trains_writes_keras_order_weights_and_resumes(tmp_path: Path) -> No
     assert second.calls == 2
     assert second.steps > first.steps
     assert second.seconds > first.seconds
-    assert second.best_cer <= first.best_cer
+    assert second.best >= first.best  # minus the best dev CER
     assert (tmp_path / "two" / "best.npz").exists()
 
 
