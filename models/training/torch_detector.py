@@ -10,7 +10,7 @@ parts:
   bottom and right only, PyTorch's `padding=1` on both sides: the mirror pads as Keras does
   (`_same_pad`), else every stride-2 feature would sit half a pixel off;
 - its data: the SROIE train pages, scaled to 480 pixels wide (the widest the training jitter
-  asks for, 1.25 x 384) and kept as JPEG (471 pages in about 20 MB, so they travel), and the
+  asks for, 1.25 x 384) and kept as JPEG (471 pages in about 30 MB, so they travel), and the
   flat synthetic pages, made in the workers by the Keras trainer's own
   `models.training.detector_data.batches` (windows, targets, loss weights, fading);
 - its loss (weighted cross-entropy plus dice, as `models.training.detector._loss`) and its
@@ -56,7 +56,7 @@ BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 #: Packed pages are this wide at most: the training jitter scales pages to 0.8-1.25 x 384.
 PACK_WIDTH = 480
-PACK_QUALITY = 92
+PACK_QUALITY = 80
 
 
 # ---- pages on disk ---------------------------------------------------------------------------
