@@ -69,6 +69,9 @@ _OWNED_BY = re.compile(
 # 'SDN BND', 'SDN BHO', 'SDN BHT', 'SDN 8HD', and 'SDN BH' with its last letter cut off by
 # the box: 'BH' alone is no word, so after 'SDN' it is the legal form.
 _SUFFIX_MISREAD = re.compile(r"(SDN\.?\s*)(?:B(?:ND|HO|H0|N0|HT|H)|8HD)\b", re.IGNORECASE)
+# ... and its first word misread before a clean 'BHD': 'SEN BHD', 'S0N BHD' ('SBN' is not
+# among them: SROIE train 562 prints it so).
+_SDN_MISREAD = re.compile(r"\bS[E0]N(?=\.?\s*BHD\b)", re.IGNORECASE)
 # 'C0' for 'CO' (company): a zero for the O of a two-letter word ('POPULAR BOOK C0 (M)').
 _CO_MISREAD = re.compile(r"(?<![\w.])([Cc])0(?=\.?(?:\s|$))")
 # A name cut after 'SDN' (the box of 'BHD' missed): 'SDN' is never a whole legal form.
@@ -124,6 +127,7 @@ def clean_name(text: str) -> str:
     """The name without a trailing registration number or an 'owned by' prefix."""
     text = _OWNED_BY.sub("", text)
     text = _SUFFIX_MISREAD.sub(_bhd, text)  # OCR: 'SDN BND', 'SDN BHO', 'Sdn Bnd'
+    text = _SDN_MISREAD.sub(lambda m: "SDN" if m.group(0).isupper() else "Sdn", text)
     text = _CO_MISREAD.sub(lambda m: m.group(1) + ("O" if m.group(1) == "C" else "o"), text)
     text = _AMPERSAND_MISREAD.sub(" & ", text)
     if text.count(")") > text.count("("):

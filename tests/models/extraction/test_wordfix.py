@@ -75,6 +75,10 @@ def test_committed_lexicon_has_train_words_and_known_words() -> None:
         ("POPULAR BOOK CO (M) SDN", "POPULAR BOOK CO (M) SDN BHD"),
         ("POPULAR BOOK CO. C M ) SDN BHD", "POPULAR BOOK CO. (M) SDN BHD"),
         ("LIGHT HOUSE SDN BHT", "LIGHT HOUSE SDN BHD"),
+        ("SUPER.SEVEN CASH & CARRY SEN BHD", "SUPER.SEVEN CASH & CARRY SDN BHD"),
+        ("Light House S0n. Bhd", "Light House Sdn. Bhd"),
+        ("KEDAI SBN BHD", "KEDAI SBN BHD"),  # printed so (SROIE train 562)
+        ("SENI SEN BHD", "SENI SDN BHD"),
         ("COCO C0FFEE", "COCO C0FFEE"),
         ("C0", "CO"),
     ],
