@@ -84,6 +84,14 @@ def fix_letters(text: str) -> str:
 _LETTER_IN_NUMBER = re.compile(r"(?<![A-Za-z])[OoDQSsIl|iZzBGT](?=\d)")
 
 
+# A registration number whose digits were read as look-alike letters, even after a letter
+# ('BOZ7Z5-U' for '807275-U'): six look-alikes or digits, two of them real digits, then a
+# hyphen and the check letter.
+_REG_SHAPED = re.compile(
+    r"(?<![A-Za-z0-9])(?=(?:[A-Za-z]*\d){2})[0-9OoDQSsIl|iZzBGT]{6,}(?=\s*-\s*[A-Z]\b)"
+)
+
+
 def _as_digit(match: re.Match[str]) -> str:
     return match.group(0).translate(_DIGIT_LOOKALIKES)
 
@@ -93,7 +101,7 @@ def ocr_clean(text: str) -> str:
     """The text with look-alike misreads undone, words first ('G5T'), then numbers: the form in
     which stop words, phone and registration numbers are recognised on OCR output. Same
     length as `text`, so a match in it is a match at the same place in the printed text."""
-    return _LETTER_IN_NUMBER.sub(_as_digit, fix_letters(text))
+    return _LETTER_IN_NUMBER.sub(_as_digit, _REG_SHAPED.sub(_as_digit, fix_letters(text)))
 
 
 def strip_accents(text: str) -> str:

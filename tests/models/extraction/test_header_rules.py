@@ -153,7 +153,7 @@ def test_logo_fragments_above_the_name_do_not_push_the_address_out_of_the_header
         "43300 SERI KEMBANGAN, SELANGOR",
         "(GST ID NO :000306020352)",
         "TAX INVOICE",
-        *[("ITEM %d" % k, "1.00") for k in range(20)],
+        *[(f"ITEM {k}", "1.00") for k in range(20)],
         ("TOTAL", "20.00"),
     ]
     f = extract_fields(lines(rows)).fields

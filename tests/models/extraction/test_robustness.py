@@ -43,6 +43,8 @@ def test_the_header_reads_the_same_in_any_letter_case(case: object) -> None:
         ("Book Ta .K(Taman Daya) Sdn Bnd", "Book Ta .K(Taman Daya) Sdn Bhd"),
         ("GARDEN BAKERIES (KL) SDN BHD (I39386-X)", "GARDEN BAKERIES (KL) SDN BHD"),
         ("FOUR QUARTERS SDN BHD (107 69-P)", "FOUR QUARTERS SDN BHD"),  # a space read inside
+        ("MOONLIGHT CAKE HOUSE SDN BHD BOZ7Z5-U", "MOONLIGHT CAKE HOUSE SDN BHD"),  # 807275-U
+        ("GOOD LUCK-A", "GOOD LUCK-A"),  # a word before a hyphen and a letter is no number
         ("RESTORAN 88 (12)", "RESTORAN 88 (12)"),  # two digits in brackets are not a number
     ],
 )
