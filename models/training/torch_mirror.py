@@ -303,29 +303,57 @@ def install_fonts(pack_dir: Path, target: Path = Path("/usr/local/share/fonts/re
         shutil.copy2(f, target / f.name)
 
 
-def fit_arguments(parser: Any, batch_size: int, learning_rate: float) -> None:
-    """The `fit` command's options, with the mirror's defaults."""
-    parser.add_argument("--pack", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--state", type=Path, help="a previous call's state.pt to resume from")
-    parser.add_argument("--minutes", type=float, required=True)
-    parser.add_argument("--budget-minutes", type=float, required=True)
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--learning-rate", type=float, default=learning_rate)
-    parser.add_argument("--eval-every", type=int, default=FitOptions.eval_every)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--install-fonts", action="store_true")
+@dataclass(frozen=True)
+class Mirror:
+    """One model's mirror, as the command line runs it: its three steps and `fit`'s defaults."""
+
+    description: str
+    pack: Callable[[Path, Path, Path | None], dict[str, Any]]
+    fit: Callable[[Path, Path, FitOptions, Path | None], FitState]
+    unpack: Callable[[Path, Path], None]
+    batch_size: int
+    learning_rate: float
 
 
-def fit_options(args: Any) -> FitOptions:
-    """`FitOptions` from the parsed `fit_arguments`."""
-    if args.install_fonts:
-        install_fonts(args.pack)
-    return FitOptions(
-        minutes=args.minutes,
-        budget_minutes=args.budget_minutes,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        eval_every=args.eval_every,
-        workers=args.workers,
-    )
+def main(model: Mirror, argv: list[str] | None = None) -> None:
+    """`python -m models.training.torch_MODEL pack|fit|unpack ...`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=model.description)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="write a pack folder from a Keras run (TensorFlow)")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--init-tflite", type=Path)
+    f = sub.add_parser("fit", help="train the PyTorch mirror on a pack folder")
+    f.add_argument("--pack", type=Path, required=True)
+    f.add_argument("--out", type=Path, required=True)
+    f.add_argument("--state", type=Path, help="a previous call's state.pt to resume from")
+    f.add_argument("--minutes", type=float, required=True)
+    f.add_argument("--budget-minutes", type=float, required=True)
+    f.add_argument("--batch-size", type=int, default=model.batch_size)
+    f.add_argument("--learning-rate", type=float, default=model.learning_rate)
+    f.add_argument("--eval-every", type=int, default=FitOptions.eval_every)
+    f.add_argument("--workers", type=int, default=0)
+    f.add_argument("--install-fonts", action="store_true")
+    u = sub.add_parser("unpack", help="write fit's weights into a Keras run (TensorFlow)")
+    u.add_argument("--weights", type=Path, required=True)
+    u.add_argument("--run", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "pack":
+        print(json.dumps(model.pack(args.run, args.out, args.init_tflite)))
+    elif args.command == "fit":
+        if args.install_fonts:
+            install_fonts(args.pack)
+        opts = FitOptions(
+            minutes=args.minutes,
+            budget_minutes=args.budget_minutes,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            eval_every=args.eval_every,
+            workers=args.workers,
+        )
+        print(json.dumps(asdict(model.fit(args.pack, args.out, opts, args.state))))
+    else:
+        model.unpack(args.weights, args.run)

@@ -304,28 +304,10 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pack", help="write a pack folder from a Keras run (TensorFlow)")
-    p.add_argument("--run", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--init-tflite", type=Path)
-    f = sub.add_parser("fit", help="train the PyTorch mirror on a pack folder")
-    mirror.fit_arguments(f, BATCH_SIZE, LEARNING_RATE)
-    u = sub.add_parser("unpack", help="write fit's weights into a Keras run (TensorFlow)")
-    u.add_argument("--weights", type=Path, required=True)
-    u.add_argument("--run", type=Path, required=True)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.command == "pack":
-        print(json.dumps(pack(args.run, args.out, args.init_tflite)))
-    elif args.command == "fit":
-        opts = mirror.fit_options(args)
-        print(json.dumps(asdict(fit(args.pack, args.out, opts, args.state))))
-    else:
-        unpack(args.weights, args.run)
+    mirror.main(
+        mirror.Mirror(__doc__.split("\n\n")[0], pack, fit, unpack, BATCH_SIZE, LEARNING_RATE),
+        argv,
+    )
 
 
 if __name__ == "__main__":
