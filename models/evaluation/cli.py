@@ -15,6 +15,7 @@ import click
 
 from models.evaluation.corrections import CorrectionError, corrected_receipts
 from models.evaluation.crossval import Labelled, calibration_from, cross_validate_extractor
+from models.evaluation.detector_cli import detector_command
 from models.evaluation.finder_cli import finder_command
 from models.evaluation.header_words import MIN_SHOPS, header_words, known_words, to_json
 from models.evaluation.learn import cross_validate, fit_chosen, header_example
@@ -44,6 +45,7 @@ def eval_group() -> None:
 
 eval_group.add_command(ocr_command)
 eval_group.add_command(finder_command)
+eval_group.add_command(detector_command)
 
 
 @dataclass(frozen=True, slots=True)

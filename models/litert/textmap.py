@@ -312,12 +312,13 @@ class DetectionScore:
         )
 
 
-def match_boxes(
+def matched_pairs(
     predicted: Sequence[Sequence[Sequence[float]]],
     truth: Sequence[Sequence[Sequence[float]]],
     iou: float = 0.5,
-) -> DetectionScore:
-    """One-to-one greedy matching, best IoU first; a pair counts at IoU >= `iou`."""
+) -> list[tuple[int, int]]:
+    """(predicted index, true index) pairs of a one-to-one greedy matching, best IoU first; a
+    pair counts at IoU >= `iou`."""
     pairs = []
     for i, p in enumerate(predicted):
         for j, t in enumerate(truth):
@@ -327,11 +328,22 @@ def match_boxes(
     pairs.sort(reverse=True)
     used_p: set[int] = set()
     used_t: set[int] = set()
+    out = []
     for _, i, j in pairs:
         if i not in used_p and j not in used_t:
             used_p.add(i)
             used_t.add(j)
-    return DetectionScore(len(used_p), len(predicted), len(truth))
+            out.append((i, j))
+    return out
+
+
+def match_boxes(
+    predicted: Sequence[Sequence[Sequence[float]]],
+    truth: Sequence[Sequence[Sequence[float]]],
+    iou: float = 0.5,
+) -> DetectionScore:
+    """The `matched_pairs` count against the boxes on each side."""
+    return DetectionScore(len(matched_pairs(predicted, truth, iou)), len(predicted), len(truth))
 
 
 def merge_row_pieces(boxes: list[TextBox], gap: float) -> list[TextBox]:
