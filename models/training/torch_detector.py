@@ -348,8 +348,9 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
     the dev F1."""
     cfg = json.loads((pack_dir / "config.json").read_text())
     model = build_torch_model(cfg)
-    slots = model.slots()
-    optimizer, state = mirror.restore(model, slots, pack_dir, opts, state_in=state_in, out=out)
+    optimizer, state = mirror.restore(
+        model, model.slots, pack_dir, opts, state_in=state_in, out=out
+    )
     device = next(model.parameters()).device
     dev = load_pages(pack_dir / "dev.npz")
 
@@ -358,7 +359,7 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         return figures["f1"], {f"dev_{k}": v for k, v in figures.items() if k != "pages"}
 
     loop = mirror.Loop(
-        model, slots, optimizer, lambda b: _step(model, optimizer, b, device), evaluate
+        model, model.slots, optimizer, lambda b: _step(model, optimizer, b, device), evaluate
     )
     stream = _Stream(pack_dir / "real.npz", cfg, opts.batch_size)
     workers = start_workers(_worker, stream, opts, state.calls + 1)

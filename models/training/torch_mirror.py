@@ -174,7 +174,7 @@ def next_batch(queue: Any, procs: list[Any]) -> Any:
 
 def restore(
     model: Any,
-    slots: list[Slot],
+    slots: Callable[[], list[Slot]],
     pack_dir: Path,
     opts: FitOptions,
     *,
@@ -190,7 +190,7 @@ def restore(
     torch.backends.cudnn.allow_tf32 = True
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    set_keras_weights(slots, load_npz_list(pack_dir / "init.npz"))
+    set_keras_weights(slots(), load_npz_list(pack_dir / "init.npz"))
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
     if state_in is None:
@@ -209,10 +209,14 @@ def restore(
 class Loop:
     """What `train` needs of a mirror: the model and its Keras-order slots, its optimizer, one
     optimizer step on a batch (returns the loss), and a dev scoring (returns the merit, higher
-    is better, and the figures to log)."""
+    is better, and the figures to log).
+
+    `slots` lists them when called, never once for all: moving a module to the GPU replaces
+    its buffers (the batch norms' statistics) with new tensors, so a list taken before the
+    move would save the starting statistics for ever."""
 
     model: Any
-    slots: list[Slot]
+    slots: Callable[[], list[Slot]]
     optimizer: Any
     step: Callable[[Any], float]
     evaluate: Callable[[], tuple[float, dict[str, Any]]]
@@ -230,7 +234,7 @@ def train(
     queue, procs = workers
     if state.calls == 0:  # the starting weights are the first candidate
         state.best, figures = loop.evaluate()
-        np.savez(out / "best.npz", *keras_weights(loop.slots))
+        np.savez(out / "best.npz", *keras_weights(loop.slots()))
         logger.info("starting dev %s", figures)
     state.calls += 1
     t_start, waited = time.monotonic(), 0.0
@@ -248,7 +252,7 @@ def train(
         }
         if merit > state.best:
             state.best = merit
-            np.savez(out / "best.npz", *keras_weights(loop.slots))
+            np.savez(out / "best.npz", *keras_weights(loop.slots()))
             record["best"] = True
         log.write(json.dumps(record) + "\n")
         log.flush()
@@ -274,7 +278,7 @@ def train(
     finally:
         for p in procs:
             p.terminate()
-    np.savez(out / "last.npz", *keras_weights(loop.slots))
+    np.savez(out / "last.npz", *keras_weights(loop.slots()))
     torch.save(
         {
             "model": loop.model.state_dict(),

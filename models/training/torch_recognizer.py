@@ -280,7 +280,10 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
     cfg = json.loads((pack_dir / "config.json").read_text())
     charset = Charset(cfg["charset"])
     model = build_torch_model(cfg, charset.num_classes)
-    slots = _slots(model)
+
+    def slots() -> list[Slot]:
+        return _slots(model)
+
     optimizer, state = mirror.restore(model, slots, pack_dir, opts, state_in=state_in, out=out)
     device = next(model.parameters()).device
     dev = load_crops(pack_dir / "dev.npz")

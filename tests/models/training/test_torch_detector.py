@@ -83,6 +83,19 @@ def test_mirror_refuses_weights_of_another_shape() -> None:
         set_keras_weights(mirror, arrays)
 
 
+def test_slots_follow_the_module_after_a_move() -> None:
+    # Moving a module (to the GPU, or to another dtype) replaces its buffers: a slot list
+    # taken before the move would keep saving the starting batch-norm statistics.
+    torch = pytest.importorskip("torch")
+    from models.training.torch_detector import build_torch_model
+
+    mirror = build_torch_model(TINY)
+    stale = mirror.slots()[3][0]  # the stem batch norm's moving mean
+    mirror.to(torch.float64)
+    assert mirror.slots()[3][0] is mirror.stem_bn.running_mean
+    assert stale is not mirror.stem_bn.running_mean
+
+
 def _keras_order(mirror: object) -> list[np.ndarray]:
     from models.training.torch_detector import keras_weights
 
@@ -122,9 +135,11 @@ def test_fit_trains_writes_keras_order_weights_and_resumes(tmp_path: Path) -> No
     assert first.calls == 1
     assert first.steps > 0
     assert 0 <= first.best <= 1  # a dev F1
-    shapes = [a.shape for a in _load(pack / "init.npz")]
+    init = _load(pack / "init.npz")
     for name in ("best.npz", "last.npz"):
-        assert [a.shape for a in _load(tmp_path / "one" / name)] == shapes
+        assert [a.shape for a in _load(tmp_path / "one" / name)] == [a.shape for a in init]
+    # the batch norms' statistics as training left them (the stem's moving mean, Keras order)
+    assert not np.allclose(_load(tmp_path / "one" / "last.npz")[3], init[3])
     logged = [json.loads(r) for r in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
     assert logged[-1]["steps"] == first.steps
     assert {"dev_f1", "dev_precision", "dev_recall", "loss"} <= logged[-1].keys()
