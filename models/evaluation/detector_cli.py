@@ -21,15 +21,16 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import click
 import cv2
 import numpy as np
 
-from models.evaluation.sroie import SPLIT_FILE, load_split, samples
+from models.evaluation.sroie import SPLIT_FILE, Sample, load_split, samples
 from models.litert.textmap import DetectionScore, matched_pairs
 
 #: A found box "covers" a true one when it holds more than this share of the true box's area.
@@ -42,6 +43,12 @@ SHORT_CHARS = 2
 CATEGORIES = ("merged", "split", "missed", "extent")
 
 Quad = Sequence[Sequence[float]]
+
+
+class LineFinder(Protocol):
+    """What is scored: an engine's line boxes on a grey page (`LiteRTEngine.find_lines`)."""
+
+    def find_lines(self, gray: np.ndarray) -> Sequence[Quad]: ...
 
 
 def _area(q: Quad) -> float:
@@ -113,6 +120,23 @@ def classify(box: Quad, predicted: Sequence[Quad], truth: Sequence[Quad], index:
     return "extent"
 
 
+def score_pages(
+    engine: LineFinder, cases: Sequence[Sample], log: Callable[[str], None]
+) -> Coverage:
+    """The engine's boxes on each sample's scan against its box file (`log` names a sample
+    without a readable image, which is skipped)."""
+    coverage = Coverage()
+    for sample in cases:
+        gray = None if sample.image_path is None else cv2.imread(str(sample.image_path), 0)
+        if gray is None:
+            log(f"{sample.id}: no readable image; skipped")
+            continue
+        lines = sample.lines()
+        truth = [ln.box for ln in lines]
+        coverage.add(sample.id, engine.find_lines(gray), truth, [ln.text for ln in lines])
+    return coverage
+
+
 @click.command("detector")
 @click.option(
     "--data",
@@ -154,15 +178,7 @@ def detector_command(  # noqa: PLR0917
         raise click.BadParameter("--errors lists boxes of the train split only (val stays unseen)")
     ids = load_split(split_file)[split_name][:limit]
     engine = LiteRTEngine(LiteRTConfig(model_dir=model_dir or ARTIFACTS), threads=1)
-    coverage = Coverage()
-    for sample in samples(data, ids):
-        gray = None if sample.image_path is None else cv2.imread(str(sample.image_path), 0)
-        if gray is None:
-            click.echo(f"{sample.id}: no readable image; skipped", err=True)
-            continue
-        lines = sample.lines()
-        truth = [ln.box for ln in lines]
-        coverage.add(sample.id, engine.find_lines(gray), truth, [ln.text for ln in lines])
+    coverage = score_pages(engine, samples(data, ids), lambda m: click.echo(m, err=True))
     figures = coverage.figures()
     if as_json:
         click.echo(json.dumps(figures, indent=1))

@@ -47,16 +47,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
 
 from models.document import ContourFinder, ReceiptFinder
+from models.evaluation.detector_cli import score_pages
 from models.evaluation.finder_cli import held_out_frames, score_finder
 from models.evaluation.ocr import EngineRun, ReceiptCrops, receipt_crops, run_engine
 from models.evaluation.ocr_cli import ENGINE_NAMES, engine_for
 from models.evaluation.sroie import Sample, load_split, samples
 from models.litert import ManifestError, RuntimeUnavailable, load_manifest
-from models.litert.textmap import DetectionScore, match_boxes
 from models.ocr import EngineUnavailable, OcrEngine
 from models.ocr.litert import ARTIFACTS, LiteRTConfig, LiteRTEngine
 from models.ocr.tesseract import TesseractConfig
@@ -245,20 +244,13 @@ def _gap_row(gap: dict[str, Any]) -> Row:
 
 
 def detector_score(cases: list[Sample]) -> dict[str, float] | str:
-    """Precision, recall and F1 at IoU 0.5 of the engine's line boxes, summed over receipts."""
+    """Precision, recall and F1 at IoU 0.5 of the engine's line boxes, summed over receipts
+    (`receipts eval detector`'s scoring)."""
     try:
         engine = LiteRTEngine(LiteRTConfig(), threads=1)
     except EngineUnavailable as exc:
         return f"unavailable ({exc})"
-    total = DetectionScore(0, 0, 0)
-    for sample in cases:
-        if sample.image_path is None:
-            continue
-        gray = cv2.imread(str(sample.image_path), cv2.IMREAD_GRAYSCALE)
-        if gray is None:
-            continue
-        truth = [line.box for line in sample.lines()]
-        total = total + match_boxes(engine.find_lines(gray), truth)
+    total = score_pages(engine, cases, lambda _: None).score
     return {
         "f1": total.f1,
         "precision": total.precision,
