@@ -78,10 +78,10 @@ class Coverage:
         self.score = self.score + DetectionScore(len(pairs), len(predicted), len(truth))
         found = {i for i, _ in pairs}
         matched = {j for _, j in pairs}
-        for j, t in enumerate(truth):
+        for j in range(len(truth)):
             if j in matched:
                 continue
-            category = classify(t, predicted, truth, j)
+            category = classify(predicted, truth, j)
             self.truth[category] += 1
             if len(texts[j].strip()) <= SHORT_CHARS:
                 self.short[category] += 1
@@ -105,8 +105,9 @@ class Coverage:
         }
 
 
-def classify(box: Quad, predicted: Sequence[Quad], truth: Sequence[Quad], index: int) -> str:
-    """Why true box `truth[index]` (= `box`) found no match: one of `CATEGORIES`."""
+def classify(predicted: Sequence[Quad], truth: Sequence[Quad], index: int) -> str:
+    """Why true box `truth[index]` found no match: one of `CATEGORIES`."""
+    box = truth[index]
     area = max(_area(box), 1.0)
     covering = [p for p in predicted if _inter(p, box) / area > COVERS]
     if not covering:
