@@ -162,7 +162,8 @@ def _same_pad(x: Any, kernel: int, stride: int) -> Any:
 
 def build_torch_model(cfg: dict[str, Any]) -> Any:
     """The Keras detector (`build_model`) as a torch.nn.Module: pages [B, H, W, 1] (H and W
-    multiples of 32) -> core logits [B, H, W, 1]. `slots()` lists its tensors in Keras order."""
+    multiples of 32) -> core logits [B, H, W, 1]. `slots()` lists its tensors in Keras order
+    (`torch_mirror.set_keras_weights`, `keras_weights`)."""
     import torch
     from torch import nn
 
@@ -247,16 +248,6 @@ def build_torch_model(cfg: dict[str, Any]) -> Any:
             return out
 
     return Detector()
-
-
-def set_keras_weights(model: Any, arrays: list[np.ndarray]) -> None:
-    """Load weights in Keras order (`keras.Model.get_weights()`) into the mirror."""
-    mirror.set_keras_weights(model.slots(), arrays)
-
-
-def keras_weights(model: Any) -> list[np.ndarray]:
-    """The mirror's weights in Keras order and layout."""
-    return mirror.keras_weights(model.slots())
 
 
 # ---- fit (PyTorch side) ----------------------------------------------------------------------
@@ -348,9 +339,7 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
     the dev F1."""
     cfg = json.loads((pack_dir / "config.json").read_text())
     model = build_torch_model(cfg)
-    optimizer, state = mirror.restore(
-        model, model.slots, pack_dir, opts, state_in=state_in, out=out
-    )
+    optimizer, state = mirror.restore(model, pack_dir, opts, state_in=state_in, out=out)
     device = next(model.parameters()).device
     dev = load_pages(pack_dir / "dev.npz")
 
@@ -358,9 +347,7 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         figures = _dev_f1(model, dev, cfg, device)
         return figures["f1"], {f"dev_{k}": v for k, v in figures.items() if k != "pages"}
 
-    loop = mirror.Loop(
-        model, model.slots, optimizer, lambda b: _step(model, optimizer, b, device), evaluate
-    )
+    loop = mirror.Loop(model, optimizer, lambda b: _step(model, optimizer, b, device), evaluate)
     stream = _Stream(pack_dir / "real.npz", cfg, opts.batch_size)
     workers = start_workers(_worker, stream, opts, state.calls + 1)
     return mirror.train(loop, state, opts, out, workers)

@@ -67,10 +67,14 @@ def batch_norm_slots(layer: Any) -> list[Slot]:
     ]
 
 
-def set_keras_weights(slots: list[Slot], arrays: list[np.ndarray]) -> None:
-    """Load weights in Keras order (`keras.Model.get_weights()`) into a mirror's slots."""
+def set_keras_weights(model: Any, arrays: list[np.ndarray]) -> None:
+    """Load weights in Keras order (`keras.Model.get_weights()`) into a mirror, a module whose
+    `slots()` lists its tensors in that order. The list is taken at each call, never kept: a
+    move to the GPU replaces a module's buffers (the batch norms' statistics) with new tensors,
+    so a list taken before it would go on reading the starting statistics."""
     import torch
 
+    slots = model.slots()
     if len(arrays) != len(slots):
         raise ValueError(f"{len(arrays)} Keras weights for a mirror of {len(slots)}")
     with torch.no_grad():
@@ -81,10 +85,10 @@ def set_keras_weights(slots: list[Slot], arrays: list[np.ndarray]) -> None:
             tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
 
-def keras_weights(slots: list[Slot]) -> list[np.ndarray]:
-    """A mirror's weights in Keras order and layout."""
+def keras_weights(model: Any) -> list[np.ndarray]:
+    """A mirror's weights in Keras order and layout (see `set_keras_weights`)."""
     out = []
-    for tensor, kind in slots:
+    for tensor, kind in model.slots():
         value = tensor.detach().cpu().numpy()
         if kind != "same":
             value = np.transpose(value, np.argsort(TO_TORCH[kind]))
@@ -174,7 +178,6 @@ def next_batch(queue: Any, procs: list[Any]) -> Any:
 
 def restore(
     model: Any,
-    slots: Callable[[], list[Slot]],
     pack_dir: Path,
     opts: FitOptions,
     *,
@@ -190,7 +193,7 @@ def restore(
     torch.backends.cudnn.allow_tf32 = True
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    set_keras_weights(slots(), load_npz_list(pack_dir / "init.npz"))
+    set_keras_weights(model, load_npz_list(pack_dir / "init.npz"))
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
     if state_in is None:
@@ -207,16 +210,11 @@ def restore(
 
 @dataclass(frozen=True)
 class Loop:
-    """What `train` needs of a mirror: the model and its Keras-order slots, its optimizer, one
-    optimizer step on a batch (returns the loss), and a dev scoring (returns the merit, higher
-    is better, and the figures to log).
-
-    `slots` lists them when called, never once for all: moving a module to the GPU replaces
-    its buffers (the batch norms' statistics) with new tensors, so a list taken before the
-    move would save the starting statistics for ever."""
+    """What `train` needs of a mirror: the model (with `slots()`), its optimizer, one optimizer
+    step on a batch (returns the loss), and a dev scoring (returns the merit, higher is better,
+    and the figures to log)."""
 
     model: Any
-    slots: Callable[[], list[Slot]]
     optimizer: Any
     step: Callable[[Any], float]
     evaluate: Callable[[], tuple[float, dict[str, Any]]]
@@ -234,7 +232,7 @@ def train(
     queue, procs = workers
     if state.calls == 0:  # the starting weights are the first candidate
         state.best, figures = loop.evaluate()
-        np.savez(out / "best.npz", *keras_weights(loop.slots()))
+        np.savez(out / "best.npz", *keras_weights(loop.model))
         logger.info("starting dev %s", figures)
     state.calls += 1
     t_start, waited = time.monotonic(), 0.0
@@ -252,7 +250,7 @@ def train(
         }
         if merit > state.best:
             state.best = merit
-            np.savez(out / "best.npz", *keras_weights(loop.slots()))
+            np.savez(out / "best.npz", *keras_weights(loop.model))
             record["best"] = True
         log.write(json.dumps(record) + "\n")
         log.flush()
@@ -278,7 +276,7 @@ def train(
     finally:
         for p in procs:
             p.terminate()
-    np.savez(out / "last.npz", *keras_weights(loop.slots()))
+    np.savez(out / "last.npz", *keras_weights(loop.model))
     torch.save(
         {
             "model": loop.model.state_dict(),

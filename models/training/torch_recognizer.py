@@ -130,7 +130,8 @@ def unpack(weights: Path, run_dir: Path) -> None:
 
 
 def build_torch_model(cfg: dict[str, Any], num_classes: int) -> Any:
-    """The Keras recognizer (`build_model`) as a torch.nn.Module, input [B, H, W, 1]."""
+    """The Keras recognizer (`build_model`) as a torch.nn.Module, input [B, H, W, 1];
+    `slots()` lists its tensors in Keras order (`torch_mirror.set_keras_weights`)."""
     import torch
     from torch import nn
 
@@ -174,32 +175,20 @@ def build_torch_model(cfg: dict[str, Any], num_classes: int) -> Any:
                 x = x + block(x)
             return self.logits(self.dropout(x.transpose(1, 2)))  # [B, T, classes]
 
+        def slots(self) -> list[Slot]:
+            """The tensors in Keras' weight order, each with how its layout differs."""
+            out: list[Slot] = []
+            for layer in list(self.convs) + [m for b in self.blocks for m in b]:
+                kind = type(layer).__name__
+                if kind == "Conv2d":
+                    out.append((layer.weight, "conv2d"))
+                elif kind == "Conv1d":
+                    out.append((layer.weight, "depthwise" if layer.groups > 1 else "pointwise"))
+                elif kind.startswith("BatchNorm"):
+                    out += batch_norm_slots(layer)
+            return [*out, (self.logits.weight, "dense"), (self.logits.bias, "same")]
+
     return Recognizer()
-
-
-def _slots(model: Any) -> list[Slot]:
-    """The mirror's tensors in Keras' weight order, each with how its layout differs."""
-    slots: list[Slot] = []
-    for layer in list(model.convs) + [m for b in model.blocks for m in b]:
-        kind = type(layer).__name__
-        if kind == "Conv2d":
-            slots.append((layer.weight, "conv2d"))
-        elif kind == "Conv1d":
-            slots.append((layer.weight, "depthwise" if layer.groups > 1 else "pointwise"))
-        elif kind.startswith("BatchNorm"):
-            slots += batch_norm_slots(layer)
-    slots += [(model.logits.weight, "dense"), (model.logits.bias, "same")]
-    return slots
-
-
-def set_keras_weights(model: Any, arrays: list[np.ndarray]) -> None:
-    """Load weights in Keras order (`keras.Model.get_weights()`) into the mirror."""
-    mirror.set_keras_weights(_slots(model), arrays)
-
-
-def keras_weights(model: Any) -> list[np.ndarray]:
-    """The mirror's weights in Keras order and layout."""
-    return mirror.keras_weights(_slots(model))
 
 
 # ---- fit (PyTorch side) ----------------------------------------------------------------------
@@ -280,11 +269,7 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
     cfg = json.loads((pack_dir / "config.json").read_text())
     charset = Charset(cfg["charset"])
     model = build_torch_model(cfg, charset.num_classes)
-
-    def slots() -> list[Slot]:
-        return _slots(model)
-
-    optimizer, state = mirror.restore(model, slots, pack_dir, opts, state_in=state_in, out=out)
+    optimizer, state = mirror.restore(model, pack_dir, opts, state_in=state_in, out=out)
     device = next(model.parameters()).device
     dev = load_crops(pack_dir / "dev.npz")
 
@@ -292,9 +277,7 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         dev_cer = _dev_cer(model, dev, charset, device)
         return -dev_cer, {"dev_cer": dev_cer}
 
-    loop = mirror.Loop(
-        model, slots, optimizer, lambda b: _ctc_step(model, optimizer, b, device), evaluate
-    )
+    loop = mirror.Loop(model, optimizer, lambda b: _ctc_step(model, optimizer, b, device), evaluate)
     stream = _Stream(
         [(img, text, "train") for img, text in load_crops(pack_dir / "real.npz")],
         cfg["charset"],

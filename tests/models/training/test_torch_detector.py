@@ -52,7 +52,8 @@ def test_mirror_maps_as_the_keras_model_does() -> None:
     pytest.importorskip("tensorflow")
     torch = pytest.importorskip("torch")
     from models.training.detector import DetectorConfig, build_model
-    from models.training.torch_detector import build_torch_model, keras_weights, set_keras_weights
+    from models.training.torch_detector import build_torch_model
+    from models.training.torch_mirror import keras_weights, set_keras_weights
     from tests.models.training.batchnorms import randomize_batch_norms
 
     cfg = DetectorConfig(channels=tuple(TINY["channels"]), decoder=TINY["decoder"])
@@ -73,7 +74,8 @@ def test_mirror_maps_as_the_keras_model_does() -> None:
 
 def test_mirror_refuses_weights_of_another_shape() -> None:
     pytest.importorskip("torch")
-    from models.training.torch_detector import build_torch_model, set_keras_weights
+    from models.training.torch_detector import build_torch_model
+    from models.training.torch_mirror import set_keras_weights
 
     mirror = build_torch_model(TINY)
     with pytest.raises(ValueError, match="Keras weights for a mirror"):
@@ -97,7 +99,7 @@ def test_slots_follow_the_module_after_a_move() -> None:
 
 
 def _keras_order(mirror: object) -> list[np.ndarray]:
-    from models.training.torch_detector import keras_weights
+    from models.training.torch_mirror import keras_weights
 
     return keras_weights(mirror)
 

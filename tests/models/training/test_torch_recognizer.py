@@ -39,11 +39,8 @@ def test_mirror_reads_as_the_keras_model_does() -> None:
     tf = pytest.importorskip("tensorflow")
     torch = pytest.importorskip("torch")
     from models.training.recognizer import RecognizerConfig, build_model
-    from models.training.torch_recognizer import (
-        build_torch_model,
-        keras_weights,
-        set_keras_weights,
-    )
+    from models.training.torch_mirror import keras_weights, set_keras_weights
+    from models.training.torch_recognizer import build_torch_model
     from tests.models.training.batchnorms import randomize_batch_norms
 
     cfg = RecognizerConfig(
@@ -68,7 +65,8 @@ def test_mirror_reads_as_the_keras_model_does() -> None:
 
 def test_mirror_refuses_weights_of_another_shape() -> None:
     pytest.importorskip("torch")
-    from models.training.torch_recognizer import build_torch_model, set_keras_weights
+    from models.training.torch_mirror import set_keras_weights
+    from models.training.torch_recognizer import build_torch_model
 
     cfg = {"channels": (4, 8, 8, 8, 8), "context": 16, "context_blocks": 2, "height": 32}
     mirror = build_torch_model(cfg, CHARSET.num_classes)
@@ -78,7 +76,8 @@ def test_mirror_refuses_weights_of_another_shape() -> None:
 
 def _tiny_pack(tmp_path: Path) -> Path:
     """A pack folder as `pack` writes it, for a tiny network, from synthetic lines alone."""
-    from models.training.torch_recognizer import build_torch_model, keras_weights
+    from models.training.torch_mirror import keras_weights
+    from models.training.torch_recognizer import build_torch_model
 
     cfg = {  # the full charset: the synthetic lines use all of it
         "height": 32,
