@@ -73,6 +73,9 @@ _AMOUNT = re.compile(
 _BROKEN_DECIMAL = re.compile(r"(\d)\s*([.,])\s+(\d{2})(?!\d)|(\d)\s+([.,])(\d{2})(?!\d)")
 _CENTS = re.compile(r"[.,]\d{2}$")
 _DIGIT = re.compile(r"\d")
+#: A currency mark misread and glued to a word before the number ('TARM21.85' for
+#: 'TOTAL RM21.85', 'AM39.00' for 'RM39.00'): a short letter run ending in R/A/P/K + M or RN.
+_GLUED_MARK = re.compile(r"(?:^|[^A-Za-z])([A-Za-z]{0,3}(?:[RAPK]M|RN))$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +177,13 @@ def find_amounts(text: str, line_id: int, decimal_comma: bool = False) -> list[A
         end = m.end("cur2") if m.group("cur2") else m.end("num")
         before = text[start - 1] if start > 0 else " "
         after = text[end] if end < len(text) else " "
-        if before.isalpha() or after.isalpha() or after == "%":
+        if after.isalpha() or after == "%":
             continue
+        if before.isalpha():
+            glued = _GLUED_MARK.search(text[: m.start("num")])
+            if glued is None or not cents:
+                continue
+            start = glued.start(1)
         out.append(
             Amount(
                 value=-value if negative else value,

@@ -36,9 +36,27 @@ def test_amounts(text: str, value: str, currency: str | None) -> None:
     assert found[0].currency == currency
 
 
-@pytest.mark.parametrize("text", ["X2.50ML", "10.00%", "QTY 2", "TEL 03-1234 5678"])
+@pytest.mark.parametrize(
+    "text", ["X2.50ML", "10.00%", "QTY 2", "TEL 03-1234 5678", "SKU12.50", "AM39", "ITEM4.00"]
+)
 def test_not_amounts(text: str) -> None:
     assert find_amounts(clean_amount_text(text), 0) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "start"),
+    [
+        # 'GRAND TOTAL RM39.00' with its 'R' read as 'A'; 'ROUNDED TOTAL RM21.85' run together
+        ("GranD TOTAL AM39.00", "39.00", 12),
+        ("EAR TARM21.85", "21.85", 4),
+    ],
+)
+def test_a_misread_currency_mark_glued_to_the_amount_still_marks_it(
+    text: str, value: str, start: int
+) -> None:
+    found = find_amounts(clean_amount_text(text), 0)
+    assert [a.value for a in found] == [Decimal(value)]
+    assert found[0].start == start
 
 
 def test_decimal_comma_is_judged_by_the_whole_receipt() -> None:
