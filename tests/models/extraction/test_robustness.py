@@ -68,6 +68,21 @@ def test_misread_stop_lines_still_end_the_address() -> None:
     assert address == "NO 1&3, JALAN WANGSA DELIMA 12, 53300 KUALA LUMPUR"
 
 
+def test_a_line_ending_in_a_registration_number_is_not_the_address() -> None:
+    """A logo read as scraps leaves the name's last word on the line of its registration
+    number; that line is the name's, not the first line of the address."""
+    _, address = _header(
+        [
+            "RATE",
+            "MAN",
+            "BAKERY 000965911-P",
+            "117, JALAN RADIN BAGUS, SRI PETALING",
+            "TEL:03-9054 3785",
+        ]
+    )
+    assert address == "117, JALAN RADIN BAGUS, SRI PETALING"
+
+
 @pytest.mark.parametrize(
     ("text", "clean"),
     [
