@@ -65,8 +65,8 @@ _CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNOR
 _REG_ONLY = re.compile(r"^\W*(?:[A-Z]{0,3}\W*)?[\d\s]{5,}\s*[-.]?\s*[A-Z]?\W*$")
 _REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)", re.IGNORECASE)
 # A company registration number ending the line after the name's last words ('BAKERY
-# 000965911-P'): six digits or more, a hyphen and the check letter.
-_REG_AT_END = re.compile(r"\b\d{6,}\s*-\s*[A-Z]\W*$", re.IGNORECASE)
+# 000965911-P'): six digits or more, a hyphen (OCR reads some as a point) and the check letter.
+_REG_AT_END = re.compile(r"\b\d{6,}\s*[-.]\s*[A-Z]\W*$", re.IGNORECASE)
 # Where contact or tax details start on a line that begins with the address.
 _CUT = re.compile(r"\b(?:TEL|TEL NO|PHONE|FAX|H/P|GST|VAT|EMAIL)\b", re.IGNORECASE)
 _DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}\b|\b\d{1,2}:\d{2}\b")

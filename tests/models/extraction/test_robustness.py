@@ -68,14 +68,16 @@ def test_misread_stop_lines_still_end_the_address() -> None:
     assert address == "NO 1&3, JALAN WANGSA DELIMA 12, 53300 KUALA LUMPUR"
 
 
-def test_a_line_ending_in_a_registration_number_is_not_the_address() -> None:
+@pytest.mark.parametrize("reg", ["000965911-P", "000965911.p", "000965911 - P"])
+def test_a_line_ending_in_a_registration_number_is_not_the_address(reg: str) -> None:
     """A logo read as scraps leaves the name's last word on the line of its registration
-    number; that line is the name's, not the first line of the address."""
+    number; that line is the name's, not the first line of the address (its hyphen misread
+    as a point, or spaced, too)."""
     _, address = _header(
         [
             "RATE",
             "MAN",
-            "BAKERY 000965911-P",
+            f"BAKERY {reg}",
             "117, JALAN RADIN BAGUS, SRI PETALING",
             "TEL:03-9054 3785",
         ]
