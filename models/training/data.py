@@ -19,6 +19,12 @@ from models.training.charset import Charset
 logger = logging.getLogger(__name__)
 
 SROIE_ROOT = Path("/work/shared/datasets/sroie-train")
+#: The margin around a line box in every crop the recognizer reads, as a share of its height
+#: (`models.ocr.litert` cuts the same around a detected box).
+CROP_PAD = 0.1
+#: Extra margin kept around the stored SROIE crops of a run with box jitter, so that each
+#: use can cut the line with other edges (`jitter_box`).
+JITTER_ROOM = 0.25
 #: Time steps per pixel of width after the recognizer's pooling.
 WIDTH_STRIDE = 4
 MAX_WIDTH = 1024
@@ -57,9 +63,15 @@ def crop_line(
 
 
 def sroie_crops(
-    ids: list[str], charset: Charset, height: int, root: Path = SROIE_ROOT
+    ids: list[str], charset: Charset, height: int, root: Path = SROIE_ROOT, room: float = 0.0
 ) -> list[tuple[np.ndarray, str, str]]:
-    """(crop, text, receipt id) for every usable line of the given receipts."""
+    """(crop, text, receipt id) for every usable line of the given receipts.
+
+    `room` > 0 keeps that much more margin (a share of the box's height) on every side, at the
+    same pixel scale as a plain crop, for `cut_real` to cut from.
+    """
+    pad = CROP_PAD + room
+    stored = round(height * (1 + 2 * pad) / (1 + 2 * CROP_PAD))
     out = []
     for rid in ids:
         box, img = root / "box" / f"{rid}.txt", root / "img" / f"{rid}.jpg"
@@ -70,7 +82,7 @@ def sroie_crops(
         for line in read_box_file(box):
             text = charset.normalize(line.text)
             if text:
-                out.append((crop_line(gray, line.quad, height), text, rid))
+                out.append((crop_line(gray, line.quad, stored, pad), text, rid))
     return out
 
 
@@ -79,6 +91,41 @@ def fits(image: np.ndarray, text: str) -> bool:
     steps = image.shape[1] // WIDTH_STRIDE
     repeats = sum(1 for a, b in itertools.pairwise(text) if a == b)
     return len(text) > 0 and len(text) + repeats <= steps and image.shape[1] <= MAX_WIDTH
+
+
+def cut_real(
+    img: np.ndarray, room: float, height: int, rng: random.Random, jitter: float
+) -> np.ndarray:
+    """A stored crop with `room` of extra margin cut to a line crop `height` high: with
+    probability `jitter` along edges moved as the detector's boxes move against the true ones,
+    else with the plain margin.
+
+    On the 30 dev receipts the detector's boxes (matched to true ones) are 0.87 to 1.2 times as
+    high (10th to 90th percentile), their centres 0.05 heights off and their ends 0.1 heights
+    off either way; the published recognizer, trained on true boxes only, reads the true lines
+    cut with no vertical margin at CER 0.89 % against 0.68 % with the plain one. So each edge's
+    margin is drawn from 0.02 to 0.22 heights above and below and 0 to 0.25 heights at the ends
+    (the plain margin is 0.1 everywhere).
+    """
+    if room <= 0:
+        return img
+    h, w = img.shape[:2]
+    box_h = h / (1 + 2 * (CROP_PAD + room))
+    m = (CROP_PAD + room) * box_h
+    if rng.random() < jitter:
+        top, bottom = rng.uniform(0.02, 0.22), rng.uniform(0.02, 0.22)
+        left, right = rng.uniform(0.0, 0.25), rng.uniform(0.0, 0.25)
+    else:
+        top = bottom = left = right = CROP_PAD
+    y0, y1 = m - top * box_h, h - m + bottom * box_h
+    x0, x1 = m - left * box_h, w - m + right * box_h
+    scale = height / (y1 - y0)
+    width = max(height, round((x1 - x0) * scale))
+    shift = np.float32([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
+    out = cv2.warpAffine(
+        img, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return np.asarray(out, np.uint8)
 
 
 def augment_real(img: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -135,8 +182,13 @@ def training_batches(
     height: int,
     real_share: float = 0.35,
     forbidden_ids: frozenset[str] = frozenset(),
+    room: float = 0.0,
+    box_jitter: float = 0.0,
 ) -> Iterator[Batch]:
     """Endless batches of real train crops (jittered) and fresh synthetic lines, by seed.
+
+    Real crops stored with `room` (`sroie_crops`) are cut by `cut_real`, `box_jitter` of them
+    along moved edges.
 
     Raises ValueError if a crop of a forbidden (validation) receipt is handed in.
     """
@@ -151,7 +203,7 @@ def training_batches(
         while len(items) < batch_size * pool_batches:
             if real and rng.random() < real_share:
                 img, text, _ = rng.choice(real)
-                img = augment_real(img, rng)
+                img = augment_real(cut_real(img, room, height, rng, box_jitter), rng)
             else:
                 counter += 1
                 img, text = generate_line(counter, height)

@@ -23,6 +23,7 @@ from models.evaluation.sroie import SPLIT_FILE, load_split
 from models.synth.lines import generate_line
 from models.training.charset import CHARSET, Charset
 from models.training.data import (
+    JITTER_ROOM,
     SROIE_ROOT,
     Batch,
     fits,
@@ -60,6 +61,9 @@ class RecognizerConfig:
     #: Epochs over which the learning rate falls (cosine) to a twentieth; later epochs stay there.
     schedule_epochs: int = 24
     real_share: float = 0.5
+    #: Share of the real crops cut along moved box edges, as the detector's boxes differ from
+    #: the true ones (`data.cut_real`); 0 cuts every one with the plain margin.
+    box_jitter: float = 0.0
     #: The last this many ids of the SROIE train split: held out of training, used to pick the
     #: best epoch. SROIE val is scored only at export, so it never steers training.
     dev_receipts: int = 30
@@ -257,9 +261,16 @@ class Trainer:
         self.model.save_weights(str(self.run_dir / "best.weights.h5"))
         return figures
 
+    @property
+    def crop_room(self) -> float:
+        """The extra margin of the stored training crops (`data.sroie_crops`)."""
+        return JITTER_ROOM if self.cfg.box_jitter > 0 else 0.0
+
     def fit(self, epochs: int) -> None:
         """Train until `epochs` epochs are done in this folder; checkpoint and log after each."""
-        real = sroie_crops(self.train_ids, self.charset, self.cfg.height, self.sroie_root)
+        real = sroie_crops(
+            self.train_ids, self.charset, self.cfg.height, self.sroie_root, self.crop_room
+        )
         logger.info(
             "training on %d real SROIE train lines (%d receipts) + synthetic lines",
             len(real),
@@ -276,6 +287,8 @@ class Trainer:
                 height=self.cfg.height,
                 real_share=self.cfg.real_share,
                 forbidden_ids=frozenset(self.split["val"]) | frozenset(self.dev_ids),
+                room=self.crop_room,
+                box_jitter=self.cfg.box_jitter,
             )
         )
         for epoch in range(start, epochs):

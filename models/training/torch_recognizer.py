@@ -23,7 +23,7 @@ import numpy as np
 
 from models.training import torch_mirror as mirror
 from models.training.charset import Charset
-from models.training.data import training_batches
+from models.training.data import JITTER_ROOM, training_batches
 from models.training.metrics import predict, score
 from models.training.torch_mirror import (
     BN_EPSILON,
@@ -106,7 +106,13 @@ def pack(run_dir: Path, out: Path, init_tflite: Path | None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(trainer.cfg), ensure_ascii=False))
     np.savez(out / "init.npz", *[np.asarray(w) for w in trainer.model.get_weights()])
-    real = sroie_crops(trainer.train_ids, trainer.charset, trainer.cfg.height, trainer.sroie_root)
+    real = sroie_crops(
+        trainer.train_ids,
+        trainer.charset,
+        trainer.cfg.height,
+        trainer.sroie_root,
+        trainer.crop_room,
+    )
     forbidden = set(trainer.split["val"]) | set(trainer.dev_ids)
     if any(rid in forbidden for _, _, rid in real):  # the ids come from the split; be sure
         raise ValueError("dev or validation receipts among the training crops")
@@ -203,6 +209,8 @@ class _Stream:
     batch_size: int
     height: int
     real_share: float
+    room: float = 0.0
+    box_jitter: float = 0.0
 
 
 def _worker(stream: _Stream, seed: int, queue: Any) -> None:
@@ -215,6 +223,8 @@ def _worker(stream: _Stream, seed: int, queue: Any) -> None:
         seed=seed,
         height=stream.height,
         real_share=stream.real_share,
+        room=stream.room,
+        box_jitter=stream.box_jitter,
     )
     for b in batches:
         images = np.rint(b.images[..., 0] * 255).astype(np.uint8)
@@ -284,6 +294,8 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         opts.batch_size,
         cfg["height"],
         cfg["real_share"],
+        JITTER_ROOM if cfg.get("box_jitter", 0.0) > 0 else 0.0,
+        cfg.get("box_jitter", 0.0),
     )
     workers = start_workers(_worker, stream, opts, state.calls + 1)
     return mirror.train(loop, state, opts, out, workers)

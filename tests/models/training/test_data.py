@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -10,8 +11,11 @@ import pytest
 from models.evaluation.sroie import load_split
 from models.training.charset import CHARSET, Charset
 from models.training.data import (
+    CROP_PAD,
+    JITTER_ROOM,
     SROIE_ROOT,
     WIDTH_STRIDE,
+    cut_real,
     read_box_file,
     sroie_crops,
     training_batches,
@@ -101,3 +105,59 @@ def test_batches_are_padded_and_alignable():
     for k, text in enumerate(batch.texts):
         assert cs.decode(batch.labels[k, : batch.label_lengths[k]]) == text
         assert batch.label_lengths[k] <= w // WIDTH_STRIDE
+
+
+def _ruled_line(room: float) -> np.ndarray:
+    """A stored crop (`sroie_crops` with `room`) of a box 20 px high and 200 long: black inside
+    the box, white in the margin, so a cut's edges can be read off its pixels."""
+    box_h, box_w = 20, 200
+    pad = round((CROP_PAD + room) * box_h)
+    img = np.full((box_h + 2 * pad, box_w + 2 * pad), 255, np.uint8)
+    img[pad : pad + box_h, pad : pad + box_w] = 0
+    return img
+
+
+def test_a_plain_cut_of_a_stored_crop_is_the_plain_crop():
+    img = _ruled_line(JITTER_ROOM)
+    cut = cut_real(img, JITTER_ROOM, 24, random.Random(0), jitter=0.0)
+    # the box (20 px) and a margin of 0.1 of it (2 px) above and below, scaled to 24 rows
+    assert cut.shape == (24, round(204 * 24 / 24))
+    ink_rows = np.flatnonzero((cut < 128).any(axis=1))
+    assert ink_rows[0] == 2 and ink_rows[-1] == 21
+    assert cut_real(img, 0.0, 24, random.Random(0), jitter=1.0) is img  # no room: kept
+
+
+def test_jittered_cuts_move_the_edges_within_the_detectors_range():
+    img = _ruled_line(JITTER_ROOM)
+    rng = random.Random(1)
+    tops, lefts = set(), set()
+    for _ in range(40):
+        cut = cut_real(img, JITTER_ROOM, 32, rng, jitter=1.0)
+        ink = cut < 128
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        box_h = rows[-1] - rows[0] + 1
+        top, left = rows[0] / box_h, cols[0] / box_h
+        assert 0.0 <= top <= 0.3 and 0.0 <= left <= 0.3  # 0.02-0.22 and 0-0.25, give or take
+        assert (cut.shape[0] - 1 - rows[-1]) / box_h <= 0.3
+        tops.add(round(top, 2))
+        lefts.add(round(left, 2))
+    assert len(tops) > 5 and len(lefts) > 5
+
+
+@needs_sroie
+def test_stored_crops_keep_room_at_the_plain_scale():
+    cs = Charset()
+    ids = load_split()["train"][:1]
+    plain = sroie_crops(ids, cs, 32)
+    wide = sroie_crops(ids, cs, 32, room=JITTER_ROOM)
+    assert [t for _, t, _ in plain] == [t for _, t, _ in wide]
+    for (p, _, _), (w, _, _) in zip(plain, wide, strict=True):
+        assert w.shape[0] == round(32 * (1 + 2 * (CROP_PAD + JITTER_ROOM)) / (1 + 2 * CROP_PAD))
+        cut = cut_real(w, JITTER_ROOM, 32, random.Random(0), jitter=0.0)
+        assert abs(cut.shape[1] - p.shape[1]) <= 0.05 * p.shape[1] + 2
+    batch = next(
+        training_batches(
+            wide, cs, 4, seed=2, height=32, real_share=1.0, room=JITTER_ROOM, box_jitter=0.5
+        )
+    )
+    assert batch.images.shape[1] == 32
