@@ -121,7 +121,7 @@ def cut_real(
     x0, x1 = m - left * box_h, w - m + right * box_h
     scale = height / (y1 - y0)
     width = max(height, round((x1 - x0) * scale))
-    shift = np.float32([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
+    shift = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
     out = cv2.warpAffine(
         img, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
