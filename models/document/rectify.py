@@ -40,7 +40,14 @@ def rectify(image: np.ndarray, quad: np.ndarray, *, max_side: int = MAX_SIDE) ->
     )
 
 
-def crop_quad(gray: np.ndarray, quad: Iterable[Iterable[float]], pad: float = 0.1) -> np.ndarray:
+#: The margin around a text line's box in the crop the recognizer reads (and is trained on), as
+#: a share of the box's height: one figure for training, evaluation and the engine.
+LINE_PAD = 0.1
+
+
+def crop_quad(
+    gray: np.ndarray, quad: Iterable[Iterable[float]], pad: float = LINE_PAD
+) -> np.ndarray:
     """A text line's quad (clockwise from top-left, possibly turned or slanted) warped to an
     upright crop at the image's own scale, with a margin of `pad` times the quad's height on
     every side (what the recognizer is trained on and reads; pixels past the image repeat its

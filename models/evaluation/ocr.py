@@ -18,14 +18,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from models.document.rectify import crop_quad
+from models.document.rectify import LINE_PAD, crop_quad
 from models.evaluation.sroie import Sample
 from models.ocr.base import OcrEngine
 from models.receipt import OcrLine
 from models.training.metrics import edit_distance
-
-#: Margin around a box, as a share of the box's height.
-CROP_PAD = 0.1
 
 
 def normalize_text(text: str) -> str:
@@ -52,7 +49,7 @@ def receipt_crops(sample: Sample) -> ReceiptCrops:
     lines: list[OcrLine] = [ln for ln in sample.lines() if normalize_text(ln.text)]
     return ReceiptCrops(
         sample.id,
-        [crop_quad(gray, ln.box, CROP_PAD) for ln in lines],
+        [crop_quad(gray, ln.box, LINE_PAD) for ln in lines],
         [ln.text for ln in lines],
     )
 

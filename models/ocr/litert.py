@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from models.document.rectify import crop_quad
+from models.document.rectify import LINE_PAD, crop_quad
 from models.litert import LiteRTModel, ManifestError, RuntimeUnavailable, load_manifest, load_model
 from models.litert.manifest import Manifest, verify_entry
 from models.litert.textmap import (
@@ -50,8 +50,6 @@ LM_NAME = "language_model"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 #: Time steps per input column of the recognizer (its pooling).
 WIDTH_STRIDE = 4
-#: Margin around a detected box, share of its height (the recognizer was trained with it).
-CROP_PAD = 0.1
 
 
 class LiteRTConfig(EngineConfigBase):
@@ -355,9 +353,9 @@ def _crop(gray: np.ndarray, quad: Quad) -> np.ndarray:
     """A crop of a box with the recognizer's margin, turned upright if the box is tilted."""
     (x0, y0), (_, y1), (x2, y2), (x3, _) = quad
     if y0 == y1 and x0 == x3:  # upright: a slice of the page
-        m = CROP_PAD * (y2 - y0)
+        m = LINE_PAD * (y2 - y0)
         h, w = gray.shape[:2]
         top, bottom = max(0, int(y0 - m)), min(h, int(np.ceil(y2 + m)))
         left, right = max(0, int(x0 - m)), min(w, int(np.ceil(x2 + m)))
         return gray[top:bottom, left:right]
-    return crop_quad(gray, quad, CROP_PAD)
+    return crop_quad(gray, quad, LINE_PAD)

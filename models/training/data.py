@@ -12,18 +12,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.document.rectify import crop_quad
+from models.document.rectify import LINE_PAD, crop_quad
 from models.synth.lines import LOW_RES_SHARE, generate_line, low_resolution, to_height
 from models.training.charset import Charset
 
 logger = logging.getLogger(__name__)
 
 SROIE_ROOT = Path("/work/shared/datasets/sroie-train")
-#: The margin around a line box in every crop the recognizer reads, as a share of its height
-#: (`models.ocr.litert` cuts the same around a detected box).
-CROP_PAD = 0.1
 #: Extra margin kept around the stored SROIE crops of a run with box jitter, so that each
-#: use can cut the line with other edges (`jitter_box`).
+#: use can cut the line with other edges (`cut_real`).
 JITTER_ROOM = 0.25
 #: Time steps per pixel of width after the recognizer's pooling.
 WIDTH_STRIDE = 4
@@ -56,7 +53,7 @@ def read_box_file(path: Path) -> list[BoxLine]:
 
 
 def crop_line(
-    gray: np.ndarray, quad: tuple[tuple[float, float], ...], height: int, pad: float = 0.1
+    gray: np.ndarray, quad: tuple[tuple[float, float], ...], height: int, pad: float = LINE_PAD
 ) -> np.ndarray:
     """Rectify a (possibly slanted) quad to an upright crop `height` high, with a little margin."""
     return to_height(crop_quad(gray, quad, pad), height)
@@ -70,8 +67,8 @@ def sroie_crops(
     `room` > 0 keeps that much more margin (a share of the box's height) on every side, at the
     same pixel scale as a plain crop, for `cut_real` to cut from.
     """
-    pad = CROP_PAD + room
-    stored = round(height * (1 + 2 * pad) / (1 + 2 * CROP_PAD))
+    pad = LINE_PAD + room
+    stored = round(height * (1 + 2 * pad) / (1 + 2 * LINE_PAD))
     out = []
     for rid in ids:
         box, img = root / "box" / f"{rid}.txt", root / "img" / f"{rid}.jpg"
@@ -93,6 +90,11 @@ def fits(image: np.ndarray, text: str) -> bool:
     return len(text) > 0 and len(text) + repeats <= steps and image.shape[1] <= MAX_WIDTH
 
 
+def crop_room(box_jitter: float) -> float:
+    """The extra margin the stored crops of a run need: `JITTER_ROOM` with box jitter, else 0."""
+    return JITTER_ROOM if box_jitter > 0 else 0.0
+
+
 def cut_real(
     img: np.ndarray, room: float, height: int, rng: random.Random, jitter: float
 ) -> np.ndarray:
@@ -102,21 +104,19 @@ def cut_real(
 
     On the 30 dev receipts the detector's boxes (matched to true ones) are 0.87 to 1.2 times as
     high (10th to 90th percentile), their centres 0.05 heights off and their ends 0.1 heights
-    off either way; the published recognizer, trained on true boxes only, reads the true lines
-    cut with no vertical margin at CER 0.89 % against 0.68 % with the plain one. So each edge's
-    margin is drawn from 0.02 to 0.22 heights above and below and 0 to 0.25 heights at the ends
-    (the plain margin is 0.1 everywhere).
+    off either way, so each edge's margin is drawn from 0.02 to 0.22 heights above and below
+    and 0 to 0.25 heights at the ends (the plain margin, `LINE_PAD`, is 0.1 everywhere).
     """
     if room <= 0:
         return img
     h, w = img.shape[:2]
-    box_h = h / (1 + 2 * (CROP_PAD + room))
-    m = (CROP_PAD + room) * box_h
+    box_h = h / (1 + 2 * (LINE_PAD + room))
+    m = (LINE_PAD + room) * box_h
     if rng.random() < jitter:
         top, bottom = rng.uniform(0.02, 0.22), rng.uniform(0.02, 0.22)
         left, right = rng.uniform(0.0, 0.25), rng.uniform(0.0, 0.25)
     else:
-        top = bottom = left = right = CROP_PAD
+        top = bottom = left = right = LINE_PAD
     y0, y1 = m - top * box_h, h - m + bottom * box_h
     x0, x1 = m - left * box_h, w - m + right * box_h
     scale = height / (y1 - y0)

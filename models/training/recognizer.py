@@ -23,9 +23,9 @@ from models.evaluation.sroie import SPLIT_FILE, load_split
 from models.synth.lines import generate_line
 from models.training.charset import CHARSET, Charset
 from models.training.data import (
-    JITTER_ROOM,
     SROIE_ROOT,
     Batch,
+    crop_room,
     fits,
     sroie_crops,
     training_batches,
@@ -261,16 +261,10 @@ class Trainer:
         self.model.save_weights(str(self.run_dir / "best.weights.h5"))
         return figures
 
-    @property
-    def crop_room(self) -> float:
-        """The extra margin of the stored training crops (`data.sroie_crops`)."""
-        return JITTER_ROOM if self.cfg.box_jitter > 0 else 0.0
-
     def fit(self, epochs: int) -> None:
         """Train until `epochs` epochs are done in this folder; checkpoint and log after each."""
-        real = sroie_crops(
-            self.train_ids, self.charset, self.cfg.height, self.sroie_root, self.crop_room
-        )
+        room = crop_room(self.cfg.box_jitter)
+        real = sroie_crops(self.train_ids, self.charset, self.cfg.height, self.sroie_root, room)
         logger.info(
             "training on %d real SROIE train lines (%d receipts) + synthetic lines",
             len(real),
@@ -287,7 +281,7 @@ class Trainer:
                 height=self.cfg.height,
                 real_share=self.cfg.real_share,
                 forbidden_ids=frozenset(self.split["val"]) | frozenset(self.dev_ids),
-                room=self.crop_room,
+                room=room,
                 box_jitter=self.cfg.box_jitter,
             )
         )

@@ -23,7 +23,7 @@ import numpy as np
 
 from models.training import torch_mirror as mirror
 from models.training.charset import Charset
-from models.training.data import JITTER_ROOM, training_batches
+from models.training.data import crop_room, training_batches
 from models.training.metrics import predict, score
 from models.training.torch_mirror import (
     BN_EPSILON,
@@ -111,7 +111,7 @@ def pack(run_dir: Path, out: Path, init_tflite: Path | None) -> dict[str, Any]:
         trainer.charset,
         trainer.cfg.height,
         trainer.sroie_root,
-        trainer.crop_room,
+        crop_room(trainer.cfg.box_jitter),
     )
     forbidden = set(trainer.split["val"]) | set(trainer.dev_ids)
     if any(rid in forbidden for _, _, rid in real):  # the ids come from the split; be sure
@@ -294,7 +294,7 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         opts.batch_size,
         cfg["height"],
         cfg["real_share"],
-        JITTER_ROOM if cfg.get("box_jitter", 0.0) > 0 else 0.0,
+        crop_room(cfg.get("box_jitter", 0.0)),
         cfg.get("box_jitter", 0.0),
     )
     workers = start_workers(_worker, stream, opts, state.calls + 1)

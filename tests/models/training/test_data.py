@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
+from models.document.rectify import LINE_PAD
 from models.evaluation.sroie import load_split
 from models.training.charset import CHARSET, Charset
 from models.training.data import (
-    CROP_PAD,
     JITTER_ROOM,
     SROIE_ROOT,
     WIDTH_STRIDE,
@@ -111,7 +111,7 @@ def _ruled_line(room: float) -> np.ndarray:
     """A stored crop (`sroie_crops` with `room`) of a box 20 px high and 200 long: black inside
     the box, white in the margin, so a cut's edges can be read off its pixels."""
     box_h, box_w = 20, 200
-    pad = round((CROP_PAD + room) * box_h)
+    pad = round((LINE_PAD + room) * box_h)
     img = np.full((box_h + 2 * pad, box_w + 2 * pad), 255, np.uint8)
     img[pad : pad + box_h, pad : pad + box_w] = 0
     return img
@@ -152,7 +152,7 @@ def test_stored_crops_keep_room_at_the_plain_scale():
     wide = sroie_crops(ids, cs, 32, room=JITTER_ROOM)
     assert [t for _, t, _ in plain] == [t for _, t, _ in wide]
     for (p, _, _), (w, _, _) in zip(plain, wide, strict=True):
-        assert w.shape[0] == round(32 * (1 + 2 * (CROP_PAD + JITTER_ROOM)) / (1 + 2 * CROP_PAD))
+        assert w.shape[0] == round(32 * (1 + 2 * (LINE_PAD + JITTER_ROOM)) / (1 + 2 * LINE_PAD))
         cut = cut_real(w, JITTER_ROOM, 32, random.Random(0), jitter=0.0)
         assert abs(cut.shape[1] - p.shape[1]) <= 0.05 * p.shape[1] + 2
     batch = next(
