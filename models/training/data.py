@@ -182,19 +182,19 @@ def training_batches(
     height: int,
     real_share: float = 0.35,
     forbidden_ids: frozenset[str] = frozenset(),
-    room: float = 0.0,
     box_jitter: float = 0.0,
 ) -> Iterator[Batch]:
     """Endless batches of real train crops (jittered) and fresh synthetic lines, by seed.
 
-    Real crops stored with `room` (`sroie_crops`) are cut by `cut_real`, `box_jitter` of them
-    along moved edges.
+    With `box_jitter` > 0 the real crops must be stored with `crop_room(box_jitter)`
+    (`sroie_crops`); `cut_real` cuts them, `box_jitter` of them along moved edges.
 
     Raises ValueError if a crop of a forbidden (validation) receipt is handed in.
     """
     leaked = {rid for _, _, rid in real if rid in forbidden_ids}
     if leaked:
         raise ValueError(f"validation receipts in the training data: {sorted(leaked)[:5]}")
+    room = crop_room(box_jitter)
     rng = random.Random(seed)
     counter = seed * 1_000_003
     pool_batches = 4  # draw four batches' worth, group by width so batches pad little

@@ -263,8 +263,13 @@ class Trainer:
 
     def fit(self, epochs: int) -> None:
         """Train until `epochs` epochs are done in this folder; checkpoint and log after each."""
-        room = crop_room(self.cfg.box_jitter)
-        real = sroie_crops(self.train_ids, self.charset, self.cfg.height, self.sroie_root, room)
+        real = sroie_crops(
+            self.train_ids,
+            self.charset,
+            self.cfg.height,
+            self.sroie_root,
+            crop_room(self.cfg.box_jitter),
+        )
         logger.info(
             "training on %d real SROIE train lines (%d receipts) + synthetic lines",
             len(real),
@@ -281,7 +286,6 @@ class Trainer:
                 height=self.cfg.height,
                 real_share=self.cfg.real_share,
                 forbidden_ids=frozenset(self.split["val"]) | frozenset(self.dev_ids),
-                room=room,
                 box_jitter=self.cfg.box_jitter,
             )
         )

@@ -209,7 +209,6 @@ class _Stream:
     batch_size: int
     height: int
     real_share: float
-    room: float = 0.0
     box_jitter: float = 0.0
 
 
@@ -223,7 +222,6 @@ def _worker(stream: _Stream, seed: int, queue: Any) -> None:
         seed=seed,
         height=stream.height,
         real_share=stream.real_share,
-        room=stream.room,
         box_jitter=stream.box_jitter,
     )
     for b in batches:
@@ -294,7 +292,6 @@ def fit(pack_dir: Path, out: Path, opts: FitOptions, state_in: Path | None = Non
         opts.batch_size,
         cfg["height"],
         cfg["real_share"],
-        crop_room(cfg.get("box_jitter", 0.0)),
         cfg.get("box_jitter", 0.0),
     )
     workers = start_workers(_worker, stream, opts, state.calls + 1)

@@ -155,9 +155,5 @@ def test_stored_crops_keep_room_at_the_plain_scale():
         assert w.shape[0] == round(32 * (1 + 2 * (LINE_PAD + JITTER_ROOM)) / (1 + 2 * LINE_PAD))
         cut = cut_real(w, JITTER_ROOM, 32, random.Random(0), jitter=0.0)
         assert abs(cut.shape[1] - p.shape[1]) <= 0.05 * p.shape[1] + 2
-    batch = next(
-        training_batches(
-            wide, cs, 4, seed=2, height=32, real_share=1.0, room=JITTER_ROOM, box_jitter=0.5
-        )
-    )
+    batch = next(training_batches(wide, cs, 4, seed=2, height=32, real_share=1.0, box_jitter=0.5))
     assert batch.images.shape[1] == 32
