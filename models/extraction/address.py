@@ -61,6 +61,9 @@ _STOP = re.compile(
     r"THANK|THANK YOU|WELCOME|SELAMAT|MEMBER|QTY|PRICE|AMOUNT|ITEM|DESCRIPTION|BR NO|INV)(?= )"
 )
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,:]{7,}$")
+# A trunk- or country-prefixed number with a few letters of OCR debris around it: its 'TEL:'
+# read as 'T ' ('T 012-9719498'), a speck read as a letter after it ('03-8051 9514k').
+_PHONE_IN_DEBRIS = re.compile(r"^\W*[A-Z]{0,3}\W*(?:\+|\(?0)[\d\s()\-]{7,}\d\W*[A-Z]?\W*$", re.I)
 _CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
 _REG_ONLY = re.compile(r"^\W*(?:[A-Z]{0,3}\W*)?[\d\s]{5,}\s*[-.]?\s*[A-Z]?\W*$")
 _REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)", re.IGNORECASE)
@@ -112,10 +115,14 @@ def printed(run: list[Line]) -> list[Line]:
 
 def _phone_only(raw: str, clean: str) -> bool:
     """A phone number alone on its line, also with a few digits misread as letters (it still
-    has six real digits: 'O3-41318972'; a code like 'SS2/72' has too few)."""
+    has six real digits: 'O3-41318972'; a code like 'SS2/72' has too few) or a few letters of
+    debris around it (`_PHONE_IN_DEBRIS`, with eight digits or more)."""
     if _PHONE_ONLY.match(raw):
         return True
-    return sum(c.isdigit() for c in raw) >= 6 and bool(_PHONE_ONLY.match(clean))
+    digits = sum(c.isdigit() for c in raw)
+    return (digits >= 6 and bool(_PHONE_ONLY.match(clean))) or (
+        digits >= 8 and bool(_PHONE_IN_DEBRIS.match(raw))
+    )
 
 
 def is_stop(page: Page, line: Line) -> bool:

@@ -68,6 +68,27 @@ def test_misread_stop_lines_still_end_the_address() -> None:
     assert address == "NO 1&3, JALAN WANGSA DELIMA 12, 53300 KUALA LUMPUR"
 
 
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "T 012-9719498",  # 'TEL:' read as 'T'
+        "03-8051 9514k",  # a speck after it read as a letter
+        "+60 3-8051 9514",
+    ],
+)
+def test_a_phone_number_in_ocr_debris_ends_the_address(phone: str) -> None:
+    _, address = _header(
+        [
+            "THAI DELICIOUS RESTAURANT",
+            "NO.22 JALAN PUTERI 2/4",
+            "BANDAR PUTERI",
+            "47100 PUCHONG, SELANGOR",
+            phone,
+        ]
+    )
+    assert address == "NO.22 JALAN PUTERI 2/4 BANDAR PUTERI 47100 PUCHONG, SELANGOR"
+
+
 @pytest.mark.parametrize("reg", ["000965911-P", "000965911.p", "000965911 - P"])
 def test_a_line_ending_in_a_registration_number_is_not_the_address(reg: str) -> None:
     """A logo read as scraps leaves the name's last word on the line of its registration
