@@ -1,9 +1,16 @@
 """`receipts eval detector`: the text-line detector's F1 on SROIE pages, and where it is lost.
 
-The boxes are the engine's own (`LiteRTEngine.find_lines`: the boxes the scanner reads, after
-its core threshold, least score and row-piece merging) on the SROIE scans, matched one to one
-at IoU 0.5 with the box files' lines (`models.litert.textmap.matched_pairs`). Every true box
-left unmatched is sorted by what covers it (`Coverage`):
+Two sets of boxes are scored on each SROIE scan, from one run of the detector:
+
+- the *lines*: the boxes of the lines the engine returns (`LiteRTEngine.read_lines`), the
+  detector's boxes that the recognizer read as text (`models.ocr.litert.is_text_line`: rules,
+  blots and logo fragments dropped). These are the scanner's text lines, and the headline;
+- the *detector's* boxes (`LiteRTEngine.find_lines`: after its core threshold, least score and
+  row-piece merging), before any reading.
+
+Each is matched one to one at IoU 0.5 with the box files' lines
+(`models.litert.textmap.matched_pairs`). Every true box left unmatched is sorted by what covers
+it (`Coverage`):
 
 - *merged*: one found box covers most of it and most of another true box too (SROIE sets a
   colon, a quantity or a price apart from its neighbour where our box runs on);
@@ -32,6 +39,8 @@ import numpy as np
 
 from models.evaluation.sroie import SPLIT_FILE, Sample, load_split, samples
 from models.litert.textmap import DetectionScore, matched_pairs
+from models.litert.textmap import Quad as FoundQuad
+from models.receipt import OcrLine
 
 #: A found box "covers" a true one when it holds more than this share of the true box's area.
 COVERS = 0.3
@@ -46,9 +55,12 @@ Quad = Sequence[Sequence[float]]
 
 
 class LineFinder(Protocol):
-    """What is scored: an engine's line boxes on a grey page (`LiteRTEngine.find_lines`)."""
+    """What is scored: an engine's found boxes on a grey page and the lines it reads from them
+    (`LiteRTEngine.find_lines`, `LiteRTEngine.read_boxes`)."""
 
-    def find_lines(self, gray: np.ndarray) -> Sequence[Quad]: ...
+    def find_lines(self, gray: np.ndarray) -> list[FoundQuad]: ...
+
+    def read_boxes(self, gray: np.ndarray, quads: list[FoundQuad]) -> list[OcrLine]: ...
 
 
 def _area(q: Quad) -> float:
@@ -121,21 +133,32 @@ def classify(predicted: Sequence[Quad], truth: Sequence[Quad], index: int) -> st
     return "extent"
 
 
+@dataclass
+class PageScores:
+    """The lines read and the detector's boxes, each scored against the box files."""
+
+    lines: Coverage = field(default_factory=Coverage)
+    detector: Coverage = field(default_factory=Coverage)
+
+
 def score_pages(
     engine: LineFinder, cases: Sequence[Sample], log: Callable[[str], None]
-) -> Coverage:
+) -> PageScores:
     """The engine's boxes on each sample's scan against its box file (`log` names a sample
     without a readable image, which is skipped)."""
-    coverage = Coverage()
+    scores = PageScores()
     for sample in cases:
         gray = None if sample.image_path is None else cv2.imread(str(sample.image_path), 0)
         if gray is None:
             log(f"{sample.id}: no readable image; skipped")
             continue
-        lines = sample.lines()
-        truth = [ln.box for ln in lines]
-        coverage.add(sample.id, engine.find_lines(gray), truth, [ln.text for ln in lines])
-    return coverage
+        true_lines = sample.lines()
+        truth = [ln.box for ln in true_lines]
+        texts = [ln.text for ln in true_lines]
+        found = engine.find_lines(gray)
+        scores.detector.add(sample.id, found, truth, texts)
+        scores.lines.add(sample.id, [ln.box for ln in engine.read_boxes(gray, found)], truth, texts)
+    return scores
 
 
 @click.command("detector")
@@ -160,7 +183,9 @@ def score_pages(
     help="The model folder (default models/artifacts).",
 )
 @click.option(
-    "--errors", is_flag=True, help="List each unmatched true box (allowed on --split train only)."
+    "--errors",
+    is_flag=True,
+    help="List each true box the lines read leave unmatched (allowed on --split train only).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def detector_command(  # noqa: PLR0917
@@ -172,27 +197,30 @@ def detector_command(  # noqa: PLR0917
     errors: bool,
     as_json: bool,
 ) -> None:
-    """The text-line detector's F1 at IoU 0.5 on SROIE pages, and where the misses come from."""
+    """The text lines' F1 at IoU 0.5 on SROIE pages (the lines read, and the detector's boxes
+    before reading), and where the misses come from."""
     from models.ocr.litert import ARTIFACTS, LiteRTConfig, LiteRTEngine
 
     if errors and split_name != "train":
         raise click.BadParameter("--errors lists boxes of the train split only (val stays unseen)")
     ids = load_split(split_file)[split_name][:limit]
     engine = LiteRTEngine(LiteRTConfig(model_dir=model_dir or ARTIFACTS), threads=1)
-    coverage = score_pages(engine, samples(data, ids), lambda m: click.echo(m, err=True))
-    figures = coverage.figures()
+    scores = score_pages(engine, samples(data, ids), lambda m: click.echo(m, err=True))
     if as_json:
+        figures = {"lines": scores.lines.figures(), "detector": scores.detector.figures()}
         click.echo(json.dumps(figures, indent=1))
     else:
-        s = coverage.score
-        click.echo(
-            f"SROIE {split_name}, {len(ids)} receipts: F1 {s.f1:.4f} "
-            f"(P {s.precision:.4f}, R {s.recall:.4f}; {s.predicted} found, {s.truth} true)"
-        )
-        click.echo("unmatched true boxes (short = at most 2 characters):")
-        for c in CATEGORIES:
-            click.echo(f"  {c:<8} {coverage.truth[c]:>5}  (short {coverage.short[c]})")
-        click.echo(f"found boxes on no true box: {coverage.spurious}")
+        click.echo(f"SROIE {split_name}, {len(ids)} receipts")
+        for title, coverage in (("lines read", scores.lines), ("detector boxes", scores.detector)):
+            s = coverage.score
+            click.echo(
+                f"{title}: F1 {s.f1:.4f} (P {s.precision:.4f}, R {s.recall:.4f}; "
+                f"{s.predicted} found, {s.truth} true)"
+            )
+            click.echo("  unmatched true boxes (short = at most 2 characters):")
+            for c in CATEGORIES:
+                click.echo(f"    {c:<8} {coverage.truth[c]:>5}  (short {coverage.short[c]})")
+            click.echo(f"  found boxes on no true box: {coverage.spurious}")
     if errors:
-        for page, category, text in coverage.examples:
+        for page, category, text in scores.lines.examples:
             click.echo(f"{page} {category}: {text!r}")

@@ -9,7 +9,8 @@ Crops are scaled to the recognizer's height (32 px), grouped into buckets of sim
 (padded right to a multiple of `bucket` pixels with their last column) and run `batch` at a
 time; each crop is decoded from its own time steps only (`models.ocr.ctc`: greedy CTC, class 0
 the blank, and a prefix beam search with the folder's character language model for the lines the
-network is unsure of), with one confidence per character.
+network is unsure of), with one confidence per character. A found box is kept as a line only if
+it reads as text (`is_text_line`: not a rule, a blot or a logo fragment).
 
 Until a trained detector is in the folder, the engine refuses to start with
 `EngineUnavailable` unless `require_detector` is off (recognition of given crops only).
@@ -50,6 +51,8 @@ LM_NAME = "language_model"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 #: Time steps per input column of the recognizer (its pooling).
 WIDTH_STRIDE = 4
+#: A read line of at least this many characters with no letter or digit is a rule, not text.
+RULE_CHARS = 3
 
 
 class LiteRTConfig(EngineConfigBase):
@@ -130,6 +133,14 @@ class LiteRTConfig(EngineConfigBase):
         le=10,
         title="Character bonus",
         description="beta of the beam search; unset: the value tuned with the model (manifest).",
+    )
+    min_line_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        title="Least line confidence",
+        description="A found box read below this mean character confidence is not kept as a "
+        "text line (0: keep every box that reads as something); see `is_text_line`.",
     )
     beam: int = Field(default=8, ge=1, le=64, title="Beam width", description="1: greedy only.")
     beam_below: float = Field(
@@ -216,12 +227,15 @@ class LiteRTEngine:
 
     def read_lines(self, image: np.ndarray) -> list[OcrLine]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        quads = self.find_lines(gray)
+        return self.read_boxes(gray, self.find_lines(gray))
+
+    def read_boxes(self, gray: np.ndarray, quads: list[Quad]) -> list[OcrLine]:
+        """Read each found box of a grey page and keep the text lines (`is_text_line`)."""
         crops = [_crop(gray, q) for q in quads]
         read = self._recognize(crops)
         lines: list[OcrLine] = []
         for q, (text, conf, chars) in zip(quads, read, strict=True):
-            if not text.strip():
+            if not is_text_line(text, conf, self._config.min_line_confidence):
                 continue
             lines.append(
                 OcrLine(
@@ -347,6 +361,27 @@ class LiteRTEngine:
         interp = cv2.INTER_AREA if h > self._height else cv2.INTER_LINEAR
         small = cv2.resize(gray, (width, self._height), interpolation=interp)
         return np.asarray(small, np.float32) / 255.0
+
+
+def is_text_line(text: str, confidence: float, least: float) -> bool:
+    """Whether a found box, read as `text` at mean character `confidence`, is a line of text.
+
+    The detector finds ink, and some ink is not text: rules of '=', '*', '-' or '.' between a
+    receipt's sections, logo and stamp fragments, blots. The recognizer tells them apart, as
+    PP-OCR's `drop_score` does: a box that reads as nothing, below `least`, or as at least
+    `RULE_CHARS` characters with no letter or digit among them is not a line.
+
+    Measured on the 501 SROIE train receipts with the shipped models (`receipts eval detector
+    --split train`; the box files leave rules and logos out): F1 at IoU 0.5 0.927 for the
+    detector's boxes, 0.943 for the lines kept (found boxes on no true box 1,346 -> 461), at the
+    cost of 35 of 25,102 matched boxes. End to end (own OCR, cached lines re-scored) the four
+    fields' mean went 94.31 -> 94.41 %. A line read below 0.5 is mostly one character or
+    noise, and no train receipt lost more than 27 % of its lines.
+    """
+    stripped = text.strip()
+    if not stripped or confidence < least:
+        return False
+    return len(stripped) < RULE_CHARS or any(c.isalnum() for c in stripped)
 
 
 def _crop(gray: np.ndarray, quad: Quad) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from models.ocr import EngineUnavailable, LiteRTConfig, OcrEngine, OcrEngineConfig, build_engine
-from models.ocr.litert import LiteRTEngine, _crop
+from models.ocr.litert import LiteRTEngine, _crop, is_text_line
 from tests.models.litert.conftest import make_folder
 
 
@@ -86,6 +86,43 @@ def test_read_lines_detects_then_reads_each_line_in_reading_order(tmp_path):
     assert lines[1].box[0][1] == pytest.approx(92, abs=1.5)
     assert all(ln.char_confidences and len(ln.char_confidences) == 1 for ln in lines)
     assert engine.read_lines(np.full((200, 384, 3), 255, np.uint8)) == []
+
+
+def test_boxes_read_below_the_least_line_confidence_are_not_lines(tmp_path):
+    folder = make_folder(tmp_path / "models")
+    make_folder(folder, "tiny_core_int8.tflite", name="detector")
+    page = np.full((200, 384), 255, np.uint8)
+    page[40:56, 40:200] = 0
+    page[100:116, 60:300] = 0
+    kept = build_engine(LiteRTConfig(model_dir=folder))
+    assert isinstance(kept, LiteRTEngine)
+    lines = kept.read_lines(page)
+    assert len(lines) == 2 and all(0.5 <= ln.confidence < 0.95 for ln in lines)
+    strict = build_engine(LiteRTConfig(model_dir=folder, min_line_confidence=0.95))
+    assert isinstance(strict, LiteRTEngine)
+    assert strict.read_lines(page) == []
+    # the detector still found both: only the reading decided
+    assert len(strict.find_lines(page)) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "confidence", "expected"),
+    [
+        ("TOTAL 9.90", 0.9, True),
+        ("TOTAL 9.90", 0.3, False),  # read below the least confidence
+        ("   ", 0.9, False),  # read as nothing
+        ("================", 0.99, False),  # a rule between sections
+        ("* * * * *", 0.9, False),
+        ("- - -", 0.9, False),
+        (":", 0.9, True),  # a lone colon or sign is text too short to be a rule
+        ("RM", 0.9, True),
+        ("**COPY**", 0.9, True),
+        ("€ 5", 0.9, True),
+        ("Café", 0.9, True),
+    ],
+)
+def test_a_text_line_reads_as_something_surely_and_is_not_a_rule(text, confidence, expected):
+    assert is_text_line(text, confidence, 0.5) is expected
 
 
 def test_a_tall_page_read_in_strips_gives_the_whole_pages_core_map(tmp_path):
