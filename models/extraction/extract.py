@@ -214,7 +214,7 @@ def rule_header(page: Page, merchant: _Found | None = None) -> tuple[_Found | No
         address_start = (
             next(k for k, ln in enumerate(header) if ln.id == address.lines[0]) if address else None
         )
-        merchant, _ = find_merchant(page, address_start)
+        merchant, _ = find_merchant(page, address_start, address.lines if address else ())
     if merchant is None:
         return None, find_address(page, header, set())
     in_header = [k for k, ln in enumerate(header) if ln.id in merchant.lines]

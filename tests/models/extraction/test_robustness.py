@@ -68,6 +68,24 @@ def test_misread_stop_lines_still_end_the_address() -> None:
     assert address == "NO 1&3, JALAN WANGSA DELIMA 12, 53300 KUALA LUMPUR"
 
 
+def test_an_address_line_is_not_taken_for_an_unread_name() -> None:
+    """The logo with the name was not read: the name is missing, the address stays whole."""
+    name, address = _header(
+        [
+            "* (CO REG :860671-D)",
+            "LOT 1851-A & 1851-B, JALAN KPB 6,",
+            "KAWASAN PERINDUSTRIAN BALAKONG",
+            "43300 SERI KEMBANGAN, SELANGOR",
+            "(GST ID NO :000306020352)",
+        ]
+    )
+    assert address == (
+        "LOT 1851-A & 1851-B, JALAN KPB 6, KAWASAN PERINDUSTRIAN BALAKONG "
+        "43300 SERI KEMBANGAN, SELANGOR"
+    )
+    assert name is None or "KAWASAN" not in name
+
+
 @pytest.mark.parametrize(
     "phone",
     [
