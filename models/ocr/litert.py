@@ -107,8 +107,11 @@ class LiteRTConfig(EngineConfigBase):
         title="Strip overlap",
         description="Rows of context above and below each strip's kept part.",
     )
+    #: 0.25: with the 142 k detector, SROIE train (501 receipts) text-line F1 0.9431 at 0.5,
+    #: 0.9456 at 0.25 and at 0 (0 splits more big header words), end to end unchanged (mean
+    #: 94.56 %); 0.5 was chosen for the 40 k detector, whose cores broke more often.
     merge_gap: float = Field(
-        default=0.5,
+        default=0.25,
         ge=0,
         le=10,
         title="Join row pieces closer than this",
