@@ -188,10 +188,11 @@ def _plain(line: Line) -> bool:
 
 
 def _leading_name(line: Line) -> bool:
-    """A branch name before the address: no digit, no street word ('IKEA CHERAS'); a short
-    number ending it numbers the branch ('BHPETROL PERMAS JAYA 2'), it is not a house number."""
+    """A branch name before the address: no digit, no street word ('IKEA CHERAS'; a compound
+    one counts: 'Prinsengracht 93', 'Bahnhofstraße 15'); a short number ending it numbers the
+    branch ('BHPETROL PERMAS JAYA 2'), it is not a house number."""
     text = _BRANCH_NUMBER.sub("", line.text.strip())
-    return text.startswith("(") or not (re.search(r"\d", text) or _STREET.search(fold(text)))
+    return text.startswith("(") or not (re.search(r"\d", text) or street_words(text))
 
 
 def _words(text: str) -> set[str]:

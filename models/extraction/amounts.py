@@ -29,8 +29,18 @@ _SYMBOLS = {
     "RM": "MYR",
     "RP": "IDR",
     "FR.": "CHF",
+    "ZŁ": "PLN",
+    "KČ": "CZK",
+    "FT": "HUF",
+    "RS.": "INR",
+    "R$": "BRL",
+    "₺": "TRY",
+    "₫": "VND",
+    "LEI": "RON",
     "$": "USD",
 }
+#: Marks that say "money" but not which currency: 'kr' is Swedish, Norwegian or Danish.
+_AMBIGUOUS_MARKS = {"KR", "KR."}
 _CODES = {
     "USD",
     "EUR",
@@ -61,15 +71,39 @@ _CODES = {
     "MXN",
     "KRW",
     "VND",
+    "CLP",
+    "ISK",
+    "TWD",
 }
-_CUR = r"(?:NZ\$|HK\$|US\$|S\$|A\$|C\$|RM|MYR|USD|EUR|GBP|SGD|AUD|CAD|CHF|[€£¥₹₩₱฿$])"
+#: Currencies printed without a minor unit: '¥4,680', 'Rp 25.000', '1 250 Ft'. On a receipt in
+#: one of them an amount needs no cents, and '12,000' or '25.000' is twelve or twenty-five
+#: thousand, never twelve or twenty-five.
+WHOLE_UNIT_CURRENCIES = frozenset({"JPY", "KRW", "VND", "IDR", "HUF", "CLP", "ISK", "TWD"})
+# Currency codes stand alone ('EUR 12,50', not the 'EUR' of 'EUROPA'); RM may be glued to a
+# word that OCR ran into it ('TARM21.85': see _GLUED_MARK).
+_ISO = "|".join(sorted(_CODES))
+_CUR = (
+    r"(?:NZ\$|HK\$|US\$|S\$|A\$|C\$|R\$|RM|RS\.|FR\.|"
+    rf"(?<![A-Z])(?:{_ISO})(?![A-Z])|[€£¥₹₩₱฿₺₫$])"
+)
+# Short letter marks printed after the amount only ('12,50 kr', '33,76 zł', '1 250 Ft'):
+# before a number they are letters of a code ('CASHIER:FT8303').
+_CUR_AFTER = r"(?:KR|ZŁ|KČ|FT|LEI)(?![A-Z])"
 _NUMBER = r"\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,3})?|\d+(?:[.,]\d{1,3})?|[.,]\d{2}"
+_CURRENCY_VOTE = re.compile(rf"(?<![A-Z]){_CUR}(?![A-Z])|(?<=\d)\s?{_CUR_AFTER}|\b[A-Z]{{3}}\b")
 _AMOUNT = re.compile(
     rf"(?P<lead>[-(])?\s*(?P<cur1>{_CUR})?\s*(?P<sign>-)?\s*"
     rf"(?<![\d.,])(?P<num>{_NUMBER})(?![\d])(?![.,]\d)"
-    rf"\s*(?P<cur2>{_CUR}|€)?(?P<trail>-|\))?",
+    rf"\s*(?P<cur2>{_CUR}|{_CUR_AFTER})?(?P<trail>-|\))?",
     re.IGNORECASE,
 )
+_QUANTITY_MARKS = frozenset("xX×@")
+_TWO_DECIMALS = re.compile(r"(?<![\d.,])\d{1,3}(?:[,.]\d{3})*[.,]\d{2}(?![\d.,])")
+_THOUSANDS_ONLY = re.compile(r"(?<![\d.,])\d{1,3}(?:[,.]\d{3})+(?![\d.,])")
+#: How many thousands-grouped numbers, and none with cents, make a receipt one of whole units.
+MIN_GROUPED = 2
+_NBSP_GROUP = re.compile(r"(?<=\d)[\u00a0\u202f](?=\d{3}(?!\d))")
+_SPACE_GROUPED = re.compile(r"(?<![\d.,'])\d{1,3}(?: \d{3})+,\d{2}(?!\d)")
 _BROKEN_DECIMAL = re.compile(r"(\d)\s*([.,])\s+(\d{2})(?!\d)|(\d)\s+([.,])(\d{2})(?!\d)")
 _CENTS = re.compile(r"[.,]\d{2}$")
 _DIGIT = re.compile(r"\d")
@@ -108,8 +142,12 @@ def clean_amount_text(text: str) -> str:
     return _join_broken(fix_digits(text))
 
 
-def parse_number(num: str, decimal_comma: bool = False) -> tuple[Decimal, bool] | None:
-    """Parse '1,234.56', '1.234,56', '12,50', '9.000'; returns (value, has two decimals)."""
+def parse_number(
+    num: str, decimal_comma: bool = False, whole_units: bool = False
+) -> tuple[Decimal, bool] | None:
+    """Parse '1,234.56', '1.234,56', '12,50', '9.000', "1'234.50"; returns (value, has two
+    decimals). With `whole_units` (a currency without a minor unit) a single separator before
+    three digits groups thousands: '12,000' and '25.000' are whole amounts."""
     if num[0] in ",.":
         num = "0" + num  # '.01' as printed by some tills
     seps = [c for c in num if c in ",.'"]
@@ -119,15 +157,17 @@ def parse_number(num: str, decimal_comma: bool = False) -> tuple[Decimal, bool] 
     tail = num[last + 1 :]
     sep = num[last]
     decimal_sep: str | None
-    if len(set(seps)) > 1:
+    if last < 0:
+        decimal_sep = None  # only "'" groups: "1'234"
+    elif len(set(seps)) > 1:
         decimal_sep = sep
     elif len(seps) > 1:
         decimal_sep = None  # '1,234,567' or '1.234.567'
     elif len(tail) == 3:
         # '1,234' / '9.000': thousands unless the receipt writes decimals that way.
-        decimal_sep = sep if (sep == "." and not decimal_comma) else None
+        decimal_sep = sep if (sep == "." and not decimal_comma and not whole_units) else None
     else:
-        decimal_sep = sep if sep in ",." else None
+        decimal_sep = sep
     if decimal_sep is None:
         digits = re.sub(r"[,.']", "", num)
         cents = False
@@ -150,23 +190,52 @@ def currency_code(mark: str | None) -> str | None:
     return _SYMBOLS.get(upper)
 
 
-def find_amounts(text: str, line_id: int, decimal_comma: bool = False) -> list[Amount]:
-    """Every number in the text that can be money: it has cents or a currency mark."""
+def _grouped_by_spaces(text: str, decimal_comma: bool) -> str:
+    """The text with spaces that group thousands written as "'" (same length, so positions
+    stay): a no-break space always ('1\u00a0750,67'), a plain one on a receipt that writes
+    decimal commas ('1 750,67', French, Polish, Swedish), where a quantity before a price
+    is written with its 'x'."""
+    text = _NBSP_GROUP.sub("'", text)
+    if not decimal_comma:
+        return text
+    return _SPACE_GROUPED.sub(lambda m: m.group(0).replace(" ", "'"), text)
+
+
+def _whole_token(text: str, start: int, end: int) -> bool:
+    """A bare number standing alone ('4,680', '-500', '780 *'), not a piece of a date, time,
+    phone or code ('08:12', '2019/09/28', '03-5403-5664', 'No.1244') nor a quantity ('6 x')."""
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    if before not in " (-" or after not in " )*":
+        return False
+    if text[end:].lstrip()[:1] in _QUANTITY_MARKS:
+        return False  # '6 x 780': a quantity
+    return not (before == "-" and start > 1 and text[start - 2].isalnum())
+
+
+def find_amounts(
+    text: str, line_id: int, decimal_comma: bool = False, whole_units: bool = False
+) -> list[Amount]:
+    """Every number in the text that can be money: it has cents or a currency mark or, on a
+    receipt in a currency without a minor unit (`whole_units`), it stands alone as a number."""
     out: list[Amount] = []
     if not _DIGIT.search(text):
         return out
+    text = _grouped_by_spaces(text, decimal_comma)
     for m in _AMOUNT.finditer(text):
-        parsed = parse_number(m.group("num"), decimal_comma)
+        parsed = parse_number(m.group("num"), decimal_comma, whole_units)
         if parsed is None:
             continue
         value, cents = parsed
-        currency = currency_code(m.group("cur1") or m.group("cur2"))
-        if not cents and currency is None:
+        mark = m.group("cur1") or m.group("cur2")
+        currency = currency_code(mark)
+        standalone = whole_units and _whole_token(text, m.start("num"), m.end("num"))
+        if not cents and mark is None and not standalone:
             continue
         if (
             m.group("num").count(",") + m.group("num").count(".") == 1
             and len(re.split(r"[.,]", m.group("num"))[-1]) == 3
-            and currency is None
+            and mark is None
             and not decimal_comma
         ):
             cents = False
@@ -210,14 +279,27 @@ def guess_decimal_comma(texts: Iterable[str]) -> bool:
     return comma > dot
 
 
+def guess_whole_units(texts: Iterable[str], currency: str | None) -> bool:
+    """Whether the receipt's amounts have no minor unit: its currency has none
+    (`WHOLE_UNIT_CURRENCIES`), or, when it names none, no number on it has two decimals while
+    several group thousands ('7,120', '24,440': a yen receipt without a yen sign)."""
+    if currency is not None:
+        return currency in WHOLE_UNIT_CURRENCIES
+    grouped = 0
+    for text in texts:
+        if _TWO_DECIMALS.search(text):
+            return False
+        grouped += len(_THOUSANDS_ONLY.findall(text))
+    return grouped >= MIN_GROUPED
+
+
 def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], float] | None:
     """The receipt's currency from marks and codes: (ISO code, line ids, share of the votes)."""
     votes: Counter[str] = Counter()
     where: dict[str, list[int]] = {}
-    pattern = re.compile(rf"(?<![A-Z]){_CUR}(?![A-Z])|\b[A-Z]{{3}}\b")
     for line_id, text in texts:
-        for m in pattern.finditer(text.upper()):
-            code = currency_code(m.group(0))
+        for m in _CURRENCY_VOTE.finditer(text.upper()):
+            code = currency_code(m.group(0).strip())
             if code is None:
                 continue
             votes[code] += 1

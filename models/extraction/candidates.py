@@ -99,17 +99,20 @@ def _payment_amounts(page: Page, line: Line, text: str) -> list[Amount]:
     ]
 
 
-def money_candidates(page: Page, decimal_comma: bool) -> list[MoneyCandidate]:
+def money_candidates(
+    page: Page, decimal_comma: bool, whole_units: bool = False
+) -> list[MoneyCandidate]:
     """Every amount on the receipt; on a labelled line only the rightmost amount takes the label.
+    `whole_units`: the receipt's currency has no minor unit (`amounts.WHOLE_UNIT_CURRENCIES`).
 
     Below a tax summary heading ('GST SUMMARY') totals lose their label: the table restates
     the taxed amounts, it does not state what was paid.
     """
     out: list[MoneyCandidate] = []
     cleaned = {line.id: clean_amount_text(line.text) for line in page.lines}
-    by_line = {i: find_amounts(t, i, decimal_comma) for i, t in cleaned.items()}
+    by_line = {i: find_amounts(t, i, decimal_comma, whole_units) for i, t in cleaned.items()}
     for line in page.lines:
-        if not by_line[line.id] and not decimal_comma:
+        if not by_line[line.id] and not (decimal_comma or whole_units):
             by_line[line.id] = _payment_amounts(page, line, cleaned[line.id])
     for line in page.lines:
         text = cleaned[line.id]

@@ -38,6 +38,8 @@ _NUMERIC = re.compile(
     rf"|(?<!\d)(\d{{1,2}})\s?([/\-.])\s?(\d{{1,2}})\s?[/\-.]\s?({_YEAR_THEN_TIME}|\d{{4}}(?!\d))"
 )
 _COMPACT = re.compile(r"(?<![\d.,])(20\d{2})(\d{2})(\d{2})(?![\d.,])")
+# Six digits, year first as Swedish tills print it ('DATUM: 190214'): see find_short_dates.
+_COMPACT_SHORT = re.compile(r"(?<![\d.,:/-])(\d{2})(\d{2})(\d{2})(?![\d.,:/-])")
 _DAY_MONTH = re.compile(
     rf"(?<!\d)(\d{{1,2}})(?:ST|ND|RD|TH)?\s?[-/ .,]?\s?({_MONTH_ALT})\.?"
     rf"\s?[-/ .,]?\s?(\d{{4}}|\d{{2}})(?!\d)"
@@ -156,6 +158,24 @@ def find_dates(text: str, line_id: int) -> list[DateMatch]:
     for m in _MONTH_DAY.finditer(clean):
         named = _date(_year(m.group(3)), _MONTHS[m.group(1)], int(m.group(2)))
         add(named, named, m.start())
+    return out
+
+
+def find_short_dates(text: str, line_id: int, row_text: str) -> list[DateMatch]:
+    """Six-digit dates, year first ('190214', as Swedish tills print them), in a line whose
+    printed row (`row_text`, the line and its neighbours) has a date word or a clock time.
+    Only for a receipt on which `find_dates` finds nothing: six digits are as often a receipt
+    or terminal number."""
+    row = _clean(row_text)
+    keyword = bool(_DATE_WORD.search(row))
+    has_time = bool(_TIME.search(row))
+    if not (keyword or has_time) or _NOT_PURCHASE.search(row):
+        return []
+    out = []
+    for m in _COMPACT_SHORT.finditer(_clean(text)):
+        iso = _date(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        if iso is not None:
+            out.append(DateMatch(iso, iso, line_id, m.start(), keyword, has_time, False))
     return out
 
 

@@ -10,13 +10,23 @@ from decimal import Decimal
 from typing import Protocol
 
 from models.extraction.address import find_address
-from models.extraction.amounts import detect_currency, guess_decimal_comma
+from models.extraction.amounts import (
+    detect_currency,
+    guess_decimal_comma,
+    guess_whole_units,
+)
 from models.extraction.calibration import CALIBRATED, Calibration
 from models.extraction.calibration import load as load_calibration
 from models.extraction.candidates import MoneyCandidate, money_candidates
 from models.extraction.category import categorise
 from models.extraction.consistency import Totals, choose_totals
-from models.extraction.dates import DateMatch, find_dates, find_time, month_first_evidence
+from models.extraction.dates import (
+    DateMatch,
+    find_dates,
+    find_short_dates,
+    find_time,
+    month_first_evidence,
+)
 from models.extraction.header_model import read_header as learned_header
 from models.extraction.identifiers import (
     find_card,
@@ -85,6 +95,14 @@ def _choose_date(
     page: Page, text: str, currency: str | None
 ) -> tuple[DateField | None, str | None]:
     matches = [m for line in page.lines for m in find_dates(line.text, line.id)]
+    if not matches:
+        matches = [
+            m
+            for line in page.lines
+            for m in find_short_dates(
+                line.text, line.id, " ".join(o.text for o in page.row_of(line))
+            )
+        ]
     if not matches:
         return None, None
     # Day-first unless the receipt says otherwise: an impossible reading, or American evidence.
@@ -280,7 +298,7 @@ def extract_fields(
         reasons.append(date_reason)
     time_value, time_line = _find_time(page, date_field)
 
-    cands = money_candidates(page, decimal_comma)
+    cands = money_candidates(page, decimal_comma, guess_whole_units(texts, currency))
     header_ids = [*(merchant.lines if merchant else []), *(address.lines if address else [])]
     header_end = max([-1, *(page.by_id(i).order for i in header_ids)])
     items = find_items(page, cands, header_end)

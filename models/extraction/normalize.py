@@ -104,10 +104,15 @@ def ocr_clean(text: str) -> str:
     return _LETTER_IN_NUMBER.sub(_as_digit, _REG_SHAPED.sub(_as_digit, fix_letters(text)))
 
 
+#: Latin letters with a stroke that Unicode does not decompose into a base and a mark.
+_STROKED = str.maketrans("ŁłØøĐđĦħ", "LlOoDdHh")
+
+
 def strip_accents(text: str) -> str:
+    """The text without diacritics: 'Café' -> 'Cafe', 'ZAPŁATY' -> 'ZAPLATY'."""
     if text.isascii():
         return text
-    decomposed = unicodedata.normalize("NFKD", text)
+    decomposed = unicodedata.normalize("NFKD", text.translate(_STROKED))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

@@ -7,8 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from models.extraction.amounts import clean_amount_text, find_amounts, guess_decimal_comma
-from models.extraction.dates import find_dates, find_time, parse_date_string
+from models.extraction.amounts import (
+    clean_amount_text,
+    detect_currency,
+    find_amounts,
+    guess_decimal_comma,
+    guess_whole_units,
+)
+from models.extraction.dates import find_dates, find_short_dates, find_time, parse_date_string
 from models.extraction.keywords import Label, label_of
 from models.extraction.normalize import fix_digits
 
@@ -59,6 +65,68 @@ def test_a_misread_currency_mark_glued_to_the_amount_still_marks_it(
     assert found[0].start == start
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "currency"),
+    [
+        ("33,76 zł", "33.76", "PLN"),
+        ("SUMA PLN 1 143,91", "1143.91", "PLN"),  # thousands grouped by a space
+        ("1\u00a0750,67 €", "1750.67", "EUR"),  # ... or by a no-break space
+        ("156,00 kr", "156.00", None),  # Swedish, Norwegian or Danish: money, no currency
+        ("Rs. 120.00", "120.00", "INR"),
+        ("SEK 89,90", "89.90", "SEK"),
+    ],
+)
+def test_amounts_on_decimal_comma_receipts_and_marks_after_them(
+    text: str, value: str, currency: str | None
+) -> None:
+    found = find_amounts(clean_amount_text(text), 0, decimal_comma="." not in text)
+    assert [a.value for a in found] == [Decimal(value)]
+    assert found[0].currency == currency
+
+
+def test_a_letter_mark_before_a_number_is_part_of_a_code() -> None:
+    """'FT' is the forint after an amount, but 'CASHIER:FT8303' is a cashier's code."""
+    assert find_amounts(clean_amount_text("CASHIER:FT8303"), 0) == []
+    assert detect_currency([(0, "CASHIER:FT8303"), (1, "KRAFT 12.50")]) is None
+    assert detect_currency([(0, "1 250 Ft")]) == ("HUF", [0], 1.0)
+
+
+def test_space_grouping_is_read_only_on_decimal_comma_receipts() -> None:
+    """'1 143,91' is one amount where decimals are commas; on a receipt writing decimal points
+    '2 143.91' is a quantity and a price."""
+    assert [a.value for a in find_amounts("1 143,91", 0, decimal_comma=True)] == [
+        Decimal("1143.91")
+    ]
+    assert [a.value for a in find_amounts("2 143.91", 0)] == [Decimal("143.91")]
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("JPY 11,930", ["11930"]),
+        ("Cash Tendered 12,000", ["12000"]),  # never 12.00
+        ("Bento Box 4,680 *", ["4680"]),
+        ("Change 70", ["70"]),
+        ("6 x 780", ["780"]),  # the 6 is a quantity
+        ("Rp 25.000", ["25000"]),
+        ("2019/09/28 08:12", []),  # a date and a time are not money
+        ("Tel: 03-5403-5664", []),
+    ],
+)
+def test_amounts_in_a_currency_without_a_minor_unit(text: str, values: list[str]) -> None:
+    found = find_amounts(clean_amount_text(text), 0, whole_units=True)
+    assert [a.value for a in found] == [Decimal(v) for v in values]
+
+
+def test_whole_units_come_from_the_currency_or_from_amounts_without_cents() -> None:
+    assert guess_whole_units(["TOTAL 12.50"], "JPY")
+    assert not guess_whole_units(["7,120", "9,840"], "MYR")
+    # no currency named: thousands groups and no cents anywhere is a yen-like receipt
+    assert guess_whole_units(["Karaage 9,840", "TOTAL DUE 24,440"], None)
+    assert not guess_whole_units(["CASH 100.000", "TOTAL 12.50"], None)
+    assert not guess_whole_units(["DATE 2019.02.16", "ITEM 12"], None)
+
+
 def test_decimal_comma_is_judged_by_the_whole_receipt() -> None:
     assert guess_decimal_comma(["1,60", "2,90", "Summe 12,50"])
     assert not guess_decimal_comma(["1.60", "TOTAL 1,299.00"])
@@ -83,6 +151,15 @@ def test_dates(text: str, day_first: dt.date, month_first: dt.date | None) -> No
     assert found
     assert found[0].day_first == day_first
     assert found[0].month_first == month_first
+
+
+def test_six_digit_dates_need_a_date_word_or_a_time_on_their_row() -> None:
+    (found,) = find_short_dates("190214", 0, "DATUM: 190214 TID: 20:23")
+    assert found.day_first == found.month_first == dt.date(2019, 2, 14)
+    assert find_short_dates("161223", 0, "161223 07:49")  # a clock time beside it
+    assert find_short_dates("706760", 0, "KVITTONR: 706760") == []  # a receipt number
+    assert find_short_dates("191399", 0, "DATUM: 191399") == []  # no 13th month
+    assert find_dates("DATUM: 190214", 0) == []  # never among the ordinary dates
 
 
 def test_date_string_and_impossible_dates() -> None:
@@ -125,6 +202,14 @@ def test_fix_digits_only_touches_numbers() -> None:
         ("CASH", Label.TENDERED),
         ("TOTAL QTY", Label.IGNORE),
         ("Rabatt", Label.DISCOUNT),
+        ("DO ZAPŁATY", Label.TOTAL),  # a stroked Ł folds to L
+        ("Suma częściowa", Label.SUBTOTAL),
+        ("Delsumma", Label.SUBTOTAL),
+        ("GOTÓWKA", Label.TENDERED),
+        ("Reszta", Label.CHANGE),
+        ("Tillbaka", Label.CHANGE),
+        ("Zurück", Label.CHANGE),
+        ("Terug", Label.CHANGE),
     ],
 )
 def test_labels_in_many_languages(text: str, label: Label) -> None:

@@ -68,6 +68,15 @@ def test_misread_stop_lines_still_end_the_address() -> None:
     assert address == "NO 1&3, JALAN WANGSA DELIMA 12, 53300 KUALA LUMPUR"
 
 
+@pytest.mark.parametrize(
+    "street", ["Prinsengracht 93", "Bahnhofstraße 15", "GARTENWEG 45", "Kerkstraat 29"]
+)
+def test_a_compound_street_word_starts_the_address_not_a_branch_name(street: str) -> None:
+    name, address = _header(["Supermarkt Rossi", street, "1012 AB Amsterdam", "Tel: 020-2234190"])
+    assert name == "Supermarkt Rossi"
+    assert address == f"{street} 1012 AB Amsterdam"
+
+
 def test_an_address_line_is_not_taken_for_an_unread_name() -> None:
     """The logo with the name was not read: the name is missing, the address stays whole."""
     name, address = _header(
