@@ -49,6 +49,23 @@ def test_us_month_first_date_tip_and_card() -> None:
     assert any("TOTAL" in ln.text for ln in lines(US_DINER) if ln.id in f.total.lines)
 
 
+def test_a_us_city_and_state_without_zip_or_dollar_reads_month_first() -> None:
+    """'Boston, MA' and an EIN say American even where neither a ZIP nor a '$' is printed."""
+    rows: Rows = [
+        "DE VRIES DELI",
+        "224 MAIN ST",
+        "BOSTON, MA",
+        "EIN: 97-2469527",
+        ("01/07/2021", "11:37"),
+        ("TOTAL", "12.50"),
+    ]
+    f = extract_fields(lines(rows)).fields
+    assert f.date is not None and f.date.value == dt.date(2021, 1, 7)
+    elsewhere = [r for r in rows if r not in ("BOSTON, MA", "EIN: 97-2469527")]
+    day_first = extract_fields(lines(elsewhere)).fields
+    assert day_first.date is not None and day_first.date.value == dt.date(2021, 7, 1)
+
+
 def test_card_number_never_kept_beyond_last_four() -> None:
     result = extract_fields(lines(US_DINER))
     dumped = result.fields.model_dump_json()
