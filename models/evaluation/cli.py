@@ -23,6 +23,7 @@ from models.evaluation.ocr_cli import ocr_command
 from models.evaluation.scoring import FIELDS, ReceiptScore, Report, score_receipt, summarise
 from models.evaluation.shops import grouped_folds, round_robin_folds, shop_groups, singletons
 from models.evaluation.sroie import SPLIT_FILE, DatasetError, load_split, samples
+from models.evaluation.synthetic import SyntheticSetError, is_synthetic_set, synthetic_receipts
 from models.extraction import Extraction, extract_fields
 from models.extraction.calibration import TABLE_FILE
 from models.extraction.extract import DEFAULT_MODELS
@@ -70,6 +71,13 @@ def _correction_cases(data: Path) -> list[Case]:
         Case(r.receipt_id, r.key(), lambda r=r: r.lines, None, r.image_size)  # type: ignore[misc]
         for r in corrected_receipts(data)
         if r.key()
+    ]
+
+
+def _synthetic_cases(data: Path) -> list[Case]:
+    return [
+        Case(r.id, r.key(), r.lines, r.image_path, r.label.paper_size)
+        for r in synthetic_receipts(data)
     ]
 
 
@@ -138,8 +146,9 @@ def _print_report(report: Report, ocr: str, split: str, ms: list[float]) -> None
     "data",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="SROIE-layout folder with box/, key/ and img/, or an exported corrections folder "
-    "(*.jsonl, see models/evaluation/corrections.py).",
+    help="SROIE-layout folder with box/, key/ and img/, an exported corrections folder "
+    "(*.jsonl, see models/evaluation/corrections.py), or `receipts synth` output (photos with "
+    "JSON labels, see models/evaluation/synthetic.py).",
 )
 @click.option(
     "--ocr",
@@ -219,10 +228,11 @@ def fields(
 ) -> None:
     """Score company, date, address and total as SROIE does."""
     corrections = not (data / "box").is_dir() and any(data.glob("*.jsonl"))
-    if errors and split_name != "train" and not corrections:
+    synthetic = not (data / "box").is_dir() and not corrections and is_synthetic_set(data)
+    if errors and split_name != "train" and not (corrections or synthetic):
         raise click.UsageError("--errors is for the train split only; tune rules on train, not val")
     if folds is not None:
-        if split_name != "train" or corrections or ocr != "gt":
+        if split_name != "train" or corrections or synthetic or ocr != "gt":
             raise click.UsageError("--folds cross-validates the SROIE train split: --split train")
         cases = _train_cases(data, split_file)
         _cross_validated(cases, folds, l2, errors, as_json, group_by_shop=group_by_shop)
@@ -232,10 +242,12 @@ def fields(
     try:
         if corrections:
             cases, title = _correction_cases(data), f"corrections in {data}"
+        elif synthetic:
+            cases, title = _synthetic_cases(data), f"synthetic receipts in {data}"
         else:
             cases = _sroie_cases(data, split_file, split_name)
             title = f"SROIE {split_name} split"
-    except (DatasetError, CorrectionError, OSError, json.JSONDecodeError) as exc:
+    except (DatasetError, CorrectionError, SyntheticSetError, OSError, json.JSONDecodeError) as exc:
         raise click.ClickException(str(exc)) from exc
     read = _reader(ocr, model_dir, finder)
     scores: list[ReceiptScore] = []

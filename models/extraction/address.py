@@ -21,7 +21,8 @@ _STREET = re.compile(
     r"COURT|CT|TERRACE|CRESCENT|PARKWAY|PKWY|ROUTE|RTE|PO BOX|"
     r"AUTOROUTE|AUTOBAHN|AUTOSTRADA|AUTOPISTA|AUTOESTRADA|"
     r"RUE|CHEMIN|ALLEE|IMPASSE|QUAI|CALLE|AVENIDA|CARRERA|CAMINO|PASEO|CARRER|VIA|VIALE|PIAZZA|"
-    r"CORSO|LARGO|RUA|TRAVESSA|PRACA|ULICA|UL|PLATZ|STRAAT|PLEIN|GRACHT|"
+    r"CORSO|LARGO|RUA|TRAVESSA|PRACA|ULICA|UL|ALEJA|AL|PLAC|OSIEDLE|OS|PLATZ|STRAAT|PLEIN|GRACHT|"
+    r"CHOME|KU|"
     r"ADDRESS|ADRESSE|ANSCHRIFT|ALAMAT|DIRECCION|INDIRIZZO|ADRES)(?= )"
 )
 # Street words written as the end of a compound: 'Hauptstraße', 'Kerkstraat', 'Storgatan'.
@@ -39,7 +40,9 @@ _PLACE = re.compile(
     r"UNITED STATES|UNITED KINGDOM|UK|ENGLAND|SCOTLAND|WALES|IRELAND|GERMANY|DEUTSCHLAND|"
     r"FRANCE|SPAIN|ESPANA|ITALY|ITALIA|NETHERLANDS|NEDERLAND|BELGIUM|BELGIQUE|SCHWEIZ|SUISSE|"
     r"OSTERREICH|AUSTRIA|PORTUGAL|SWEDEN|SVERIGE|NORWAY|NORGE|DENMARK|DANMARK|POLSKA|LONDON|"
-    r"PARIS|BERLIN|MADRID|ROMA|MILANO|AMSTERDAM|NEW YORK|NY|CA|TX|FL|IL|WA|MA|NSW|VIC|QLD)(?= )"
+    r"PARIS|BERLIN|MADRID|ROMA|MILANO|AMSTERDAM|NEW YORK|NY|CA|TX|FL|IL|WA|MA|NSW|VIC|QLD|"
+    r"WARSZAWA|KRAKOW|WROCLAW|GDANSK|POZNAN|LODZ|STOCKHOLM|GOTEBORG|MALMO|"
+    r"TOKYO|OSAKA|KYOTO|YOKOHAMA|NAGOYA|SAPPORO|FUKUOKA|KOBE|JAPAN|NIPPON)(?= )"
 )
 _POSTCODES = (
     re.compile(r"(?<![\d\-/.:+])\d{5}(?:-\d{4})?(?![\d\-/:])"),  # MY, US, DE, FR, ES, IT
@@ -47,11 +50,16 @@ _POSTCODES = (
     re.compile(r"\b[A-Z]\d[A-Z]\s?\d[A-Z]\d\b"),  # Canada
     re.compile(r"\b\d{4}\s?[A-Z]{2}\b(?!\w)"),  # Netherlands
     re.compile(r"(?<![\d\-/.:+])\d{4}\s+[A-Z][A-Za-z]{2,}"),  # AT, CH, BE, DK, AU: '8001 Zürich'
+    re.compile(r"(?<![\w\-/.:+])\d{2}-\d{3}\s+[A-Z]"),  # Poland: '00-001 Warszawa'
+    re.compile(r"〒\s?\d{3}-\d{4}"),  # Japan
 )
 _HOUSE_NUMBER = re.compile(
     r"^\s*(?:NO\.?\s*:?\s*)?\d+[A-Z]?(?:[-/]\d+[A-Z]?)*\s*[,&]|^\s*\d+\s+\w"
     r"|^\s*[A-Z]{1,2}\d?\s*-+\s*\d+[A-Z]?(?:\s*-+\s*\d+[A-Z]?)*\s*,"  # units: 'A-16-1,', 'G-19,'
 )
+# A Japanese block address after the district's name: chome-ban(-go), 'Umeda 3-1', 'Shibuya
+# 2-21-1' (a phone's groups are longer, a date has its year).
+_BLOCK_NUMBER = re.compile(r"[A-Za-z]{3,}\s+\d{1,2}-\d{1,2}(?:-\d{1,3})?(?![\d\-/.])")
 _LEGAL_NAME = re.compile(r" (?:SDN BHD|S B|BHD|BERHAD|LTD|LIMITED|LLC|INC|GMBH|PLC|PTE LTD)(?= )")
 _STOP = re.compile(
     r" (?:TEL|TELEPHONE|PHONE|PH|FAX|HP|MOBILE|WHATSAPP|GST|VAT|TAX|INVOICE|RECEIPT|RESIT|REG|"
@@ -169,7 +177,7 @@ def evidence_of(raw: str) -> float:
     score += 1.0 * min(streets, 2)
     score += 1.5 * has_postcode(raw)
     score += 1.0 * bool(_PLACE.search(text))
-    score += 1.0 * bool(_HOUSE_NUMBER.match(raw.upper()))
+    score += 1.0 * bool(_HOUSE_NUMBER.match(raw.upper()) or _BLOCK_NUMBER.search(raw))
     score += 0.3 * ("," in raw)
     return score
 

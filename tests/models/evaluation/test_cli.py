@@ -77,6 +77,28 @@ def test_bad_folder_says_what_is_expected(tmp_path: Path) -> None:
     assert "box/ and key/" in result.output
 
 
+def test_eval_fields_reads_a_receipts_synth_folder(tmp_path: Path) -> None:
+    """`receipts synth` output is an evaluation set: its labels' lines and fields as the key."""
+    from models.synth.cli import synth
+
+    out = tmp_path / "synth"
+    made = CliRunner().invoke(synth, ["--out", str(out), "--count", "4", "--seed", "7000"])
+    assert made.exit_code == 0, made.output
+    result = CliRunner().invoke(eval_group, ["fields", "--data", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == 4
+    assert set(report["accuracy"]) == {"company", "date", "address", "total"}
+    assert report["accuracy"]["total"] == 1.0  # clean printed lines in any locale
+    listed = CliRunner().invoke(eval_group, ["fields", "--data", str(out), "--errors"])
+    assert listed.exit_code == 0, listed.output  # no val to protect in a generated set
+    # a damaged label is named, not skipped
+    first = sorted(out.glob("*.json"))[0]
+    first.write_text("{not json")
+    broken = CliRunner().invoke(eval_group, ["fields", "--data", str(out)])
+    assert broken.exit_code != 0 and first.name in broken.output
+
+
 def test_scoring_normalisation() -> None:
     assert fold_text("Book Ta .K (Taman Daya) SDN  BHD") == fold_text(
         "BOOK TA.K(TAMAN DAYA) SDN BHD"

@@ -57,6 +57,12 @@ def _truth(content: Content) -> tuple[Decimal, dt.date, str]:
     return Decimal(str(f["total"])), dt.date.fromisoformat(str(f["date"])), str(f["merchant"])
 
 
+def _address(content: Content) -> str:
+    address = content.fields["address"]
+    assert isinstance(address, list)
+    return " ".join(str(part) for part in address)
+
+
 LOCALES = (
     "en_US",
     "en_GB",
@@ -80,7 +86,8 @@ STRICT = LOCALES
 
 @pytest.mark.parametrize("code", LOCALES)
 def test_synthetic_receipts_per_locale(code: str) -> None:
-    """Total, date and merchant from clean lines, per locale (month-first in the US)."""
+    """Total, date, merchant and address from clean lines, per locale (month-first in the US,
+    Polish 'ul.' streets and '00-001' postcodes, Japanese block numbers)."""
     right: Counter[str] = Counter()
     receipts = _receipts(code, PER_LOCALE)
     for content in receipts:
@@ -91,8 +98,11 @@ def test_synthetic_receipts_per_locale(code: str) -> None:
         right["merchant"] += f.merchant is not None and fold_text(f.merchant.value) == fold_text(
             merchant
         )
+        right["address"] += f.address is not None and fold_text(f.address.value) == fold_text(
+            _address(content)
+        )
     n = len(receipts)
-    for name, share in (("total", 0.95), ("date", 0.95), ("merchant", 0.9)):
+    for name, share in (("total", 0.95), ("date", 0.95), ("merchant", 0.9), ("address", 0.85)):
         assert right[name] >= share * n, (code, right)
 
 
