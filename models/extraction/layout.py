@@ -12,6 +12,9 @@ from models.receipt import OcrLine
 #: The steepest direction (radians) a text row's box is taken to follow (the detector turns
 #: boxes up to 20 degrees).
 MAX_ROW_ANGLE = math.radians(30)
+#: A box this many heights long or more says which way its row runs; a shorter one's slope is
+#: local (a curled receipt tilts a short label one way and the price across from it the other).
+SLOPE_MIN_LENGTH = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +45,16 @@ class Line:
 
     def same_row(self, other: Line) -> bool:
         """Whether the two lines share a text row: their bands overlap by more than half the
-        smaller height where either line's row, followed along its own slope, meets the other
-        (a price beside a row slanting 4 degrees sits 30 px lower than the row's centre)."""
+        smaller height where the row between them, followed along its direction, meets the
+        other (a price beside a row slanting 4 degrees sits 30 px lower than the row's centre).
+
+        The row's direction is the two boxes' slopes averaged by their lengths in heights; an
+        upright box (slope 0: too short to measure, or truly upright) adds nothing. On a curled
+        receipt the short label and price boxes at the two ends of a row tilt opposite ways
+        ('Att betala' -5 degrees, '721,77 kr' +5), and following either one's own slope across
+        the row lands a row away from the other."""
         least = 0.5 * min(self.height, other.height)
-        return _overlap_along(self, other) > least or _overlap_along(other, self) > least
+        return _overlap_along(self, other, _row_slope(self, other)) > least
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +182,18 @@ def _band(line: OcrLine) -> tuple[float, float]:
     return cy - height / 2, cy + height / 2
 
 
-def _overlap_along(line: Line, other: Line) -> float:
-    """How far `line`'s band, followed along its slope to `other`'s centre, overlaps `other`'s."""
-    shift = line.slope * ((other.x0 + other.x1) / 2 - (line.x0 + line.x1) / 2)
+def _row_slope(a: Line, b: Line) -> float:
+    """The direction (dy/dx) of the row through two lines: their slopes weighted by their
+    lengths in heights, upright and short boxes (`SLOPE_MIN_LENGTH`) left out."""
+    lengths = [((ln.x1 - ln.x0) / ln.height, ln.slope) for ln in (a, b) if ln.slope != 0.0]
+    weights = [(n, slope) for n, slope in lengths if n >= SLOPE_MIN_LENGTH]
+    total = sum(w for w, _ in weights)
+    return sum(w * s for w, s in weights) / total if total > 0 else 0.0
+
+
+def _overlap_along(line: Line, other: Line, slope: float) -> float:
+    """How far `line`'s band, followed along `slope` to `other`'s centre, overlaps `other`'s."""
+    shift = slope * ((other.x0 + other.x1) / 2 - (line.x0 + line.x1) / 2)
     return min(line.y1 + shift, other.y1) - max(line.y0 + shift, other.y0)
 
 
@@ -183,7 +201,7 @@ def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:
     """For each line, the lines sharing its row, left to right (lines are sorted by centre).
 
     Two lines share a row when their bands overlap by more than half the smaller height, along
-    either line's slope (`Line.same_row`); only neighbours whose centres lie within two line
+    the row's direction (`Line.same_row`); only neighbours whose centres lie within two line
     heights, plus the line's own rise over its length, are tried.
     """
     cy = [ln.cy for ln in lines]

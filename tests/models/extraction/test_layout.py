@@ -75,6 +75,22 @@ def test_rows_slanting_more_than_their_spacing_keep_their_printed_order():
     assert address.value.startswith("NO: 28, JALAN ASTANA 1C, BANDAR BUKIT RAJA, 41050")
 
 
+def test_on_a_curled_receipt_short_boxes_tilted_apart_still_share_their_row():
+    # the label tilts up and the price across from it down (-5 / +5 degrees): following
+    # either one's own slope 270 px across the row lands a row away from the other
+    boxes = [
+        turned(0, "Moms 12%", 52, 444, 72, -5.0),
+        turned(1, "77,33", 340, 446, 40, 5.0),
+        turned(2, "Att betala", 55, 470, 78, -5.0),
+        turned(3, "721,77 kr", 322, 470, 74, 5.0),
+    ]
+    page = build_page(boxes)
+    assert page.right_of(page.by_id(2)) == [page.by_id(3)]
+    assert page.right_of(page.by_id(0)) == [page.by_id(1)]
+    total = extract_fields(boxes).fields.total
+    assert total is not None and str(total.value) == "721.77"
+
+
 def test_a_turned_box_has_the_font_height_of_its_row_not_its_upright_bounds():
     # 'FIVE' upright and 'STAR CASH & CARRY' turned 1.5 degrees: one printed name, one font
     boxes = [
