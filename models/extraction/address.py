@@ -65,10 +65,15 @@ _STOP = re.compile(
     r" (?:TEL|TELEPHONE|PHONE|PH|FAX|HP|MOBILE|WHATSAPP|GST|VAT|TAX|INVOICE|RECEIPT|RESIT|REG|"
     r"ROC|COMPANY NO|CO NO|CO REG|EMAIL|E MAIL|WWW|HTTP|DATE|CASHIER|BILL|DOC|"
     r"DOCUMENT|TERMINAL|POS|OPEN|OPENING|SHOPPING HOURS|BUSINESS HOURS|UST ID|STEUERNR|SIRET|"
-    r"TVA|MWST|ABN|CARRY OUT|TABLE|ORDER|CHECK|SERVER|GUEST|CARELINE|HOTLINE|STAFF|PAY BY|"
+    r"TVA|MWST|ABN|BTW|NIP|NIF|CIF|IVA|P IVA|ORG NR|KVK|SIREN|"
+    r"CARRY OUT|TABLE|ORDER|CHECK|SERVER|GUEST|CARELINE|HOTLINE|STAFF|PAY BY|"
     r"THANK|THANK YOU|WELCOME|SELAMAT|MEMBER|QTY|PRICE|AMOUNT|ITEM|DESCRIPTION|BR NO|INV)(?= )"
 )
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,:]{7,}$")
+# A European VAT number, whatever its label reads as ('B1 nr: NL614256521801' for 'BTW nr').
+_VAT_ID = re.compile(
+    r"\b(?:AT|BE|DE|DK|ES|FI|FR|GB|IE|IT|NL|PL|PT|SE)\s?[0-9A-Z]?\d{7,11}(?:B\d{2})?\b"
+)
 # A trunk- or country-prefixed number with a few letters of OCR debris around it: its 'TEL:'
 # read as 'T ' ('T 012-9719498'), a speck read as a letter after it ('03-8051 9514k').
 _PHONE_IN_DEBRIS = re.compile(r"^\W*[A-Z]{0,3}\W*(?:\+|\(?0)[\d\s()\-]{7,}\d\W*[A-Z]?\W*$", re.I)
@@ -149,6 +154,7 @@ def is_stop(page: Page, line: Line) -> bool:
         or _CONTACT.search(clean)
         or _LEGAL_NAME.search(fold(clean))
         or _REG_ONLY.match(clean.upper())
+        or _VAT_ID.search(clean.upper())
         or _MONEY.search(raw)
         or raw.startswith(":")
     ):

@@ -77,6 +77,14 @@ def test_a_compound_street_word_starts_the_address_not_a_branch_name(street: str
     assert address == f"{street} 1012 AB Amsterdam"
 
 
+@pytest.mark.parametrize(
+    "tax", ["BTW nr: NL614256521801", "B1 nr: NL614256521801", "NIP 5261040828"]
+)
+def test_a_vat_number_ends_the_address_whatever_its_label_reads_as(tax: str) -> None:
+    _, address = _header(["Rossi Supermarkt", "27 Dorpsstraat", "2511 Den Haag", tax])
+    assert address == "27 Dorpsstraat 2511 Den Haag"
+
+
 def test_an_address_line_is_not_taken_for_an_unread_name() -> None:
     """The logo with the name was not read: the name is missing, the address stays whole."""
     name, address = _header(
