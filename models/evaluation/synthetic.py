@@ -7,7 +7,7 @@ like a SROIE one: `--ocr gt` scores extraction from the label's lines, `--ocr li
 `tesseract` the whole read of the photo, in every locale the generator draws (US month-first
 dates, euro decimal commas, yen without decimals, Swedish compact dates ...). The key holds
 the four SROIE fields: the merchant as the company, the address lines joined by spaces, the
-date (ISO) and the total as printed without its currency.
+date (ISO) and the total as a decimal string.
 
 Seeds matter: the models were trained on generator output, so score a folder written from
 seeds the training never drew (`receipts synth --seed 6000000000000`).

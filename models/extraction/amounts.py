@@ -39,8 +39,6 @@ _SYMBOLS = {
     "LEI": "RON",
     "$": "USD",
 }
-#: Marks that say "money" but not which currency: 'kr' is Swedish, Norwegian or Danish.
-_AMBIGUOUS_MARKS = {"KR", "KR."}
 _CODES = {
     "USD",
     "EUR",
@@ -87,7 +85,8 @@ _CUR = (
     rf"(?<![A-Z])(?:{_ISO})(?![A-Z])|[€£¥₹₩₱฿₺₫$])"
 )
 # Short letter marks printed after the amount only ('12,50 kr', '33,76 zł', '1 250 Ft'):
-# before a number they are letters of a code ('CASHIER:FT8303').
+# before a number they are letters of a code ('CASHIER:FT8303'). 'kr' marks money but names no
+# one currency (Swedish, Norwegian or Danish), so it casts no vote in `detect_currency`.
 _CUR_AFTER = r"(?:KR|ZŁ|KČ|FT|LEI)(?![A-Z])"
 _NUMBER = r"\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,3})?|\d+(?:[.,]\d{1,3})?|[.,]\d{2}"
 _CURRENCY_VOTE = re.compile(rf"(?<![A-Z]){_CUR}(?![A-Z])|(?<=\d)\s?{_CUR_AFTER}|\b[A-Z]{{3}}\b")
