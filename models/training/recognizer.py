@@ -261,15 +261,20 @@ class Trainer:
         self.model.save_weights(str(self.run_dir / "best.weights.h5"))
         return figures
 
-    def fit(self, epochs: int) -> None:
-        """Train until `epochs` epochs are done in this folder; checkpoint and log after each."""
-        real = sroie_crops(
+    def train_crops(self) -> list[tuple[np.ndarray, str, str]]:
+        """The real SROIE train lines this run trains on, stored with the room its box jitter
+        cuts into (`data.crop_room`): (crop, text, receipt id)."""
+        return sroie_crops(
             self.train_ids,
             self.charset,
             self.cfg.height,
             self.sroie_root,
             crop_room(self.cfg.box_jitter),
         )
+
+    def fit(self, epochs: int) -> None:
+        """Train until `epochs` epochs are done in this folder; checkpoint and log after each."""
+        real = self.train_crops()
         logger.info(
             "training on %d real SROIE train lines (%d receipts) + synthetic lines",
             len(real),

@@ -23,7 +23,7 @@ import numpy as np
 
 from models.training import torch_mirror as mirror
 from models.training.charset import Charset
-from models.training.data import crop_room, training_batches
+from models.training.data import training_batches
 from models.training.metrics import predict, score
 from models.training.torch_mirror import (
     BN_EPSILON,
@@ -91,7 +91,6 @@ def pack(run_dir: Path, out: Path, init_tflite: Path | None) -> dict[str, Any]:
     The run's weights are its best.weights.h5, or (a new run) the published `init_tflite`
     warm-started as `receipts train recognizer --init-tflite` does.
     """
-    from models.training.data import sroie_crops
     from models.training.recognizer import RecognizerConfig, Trainer
 
     trainer = Trainer(run_dir, RecognizerConfig())
@@ -106,13 +105,7 @@ def pack(run_dir: Path, out: Path, init_tflite: Path | None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(trainer.cfg), ensure_ascii=False))
     np.savez(out / "init.npz", *[np.asarray(w) for w in trainer.model.get_weights()])
-    real = sroie_crops(
-        trainer.train_ids,
-        trainer.charset,
-        trainer.cfg.height,
-        trainer.sroie_root,
-        crop_room(trainer.cfg.box_jitter),
-    )
+    real = trainer.train_crops()
     forbidden = set(trainer.split["val"]) | set(trainer.dev_ids)
     if any(rid in forbidden for _, _, rid in real):  # the ids come from the split; be sure
         raise ValueError("dev or validation receipts among the training crops")
