@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from models.extraction.layout import Line, Page
 from models.extraction.lexicon import repair_words
-from models.extraction.normalize import fold, ocr_clean
+from models.extraction.normalize import fold, ocr_clean, strip_accents
 
 # Street and building words in the common Latin-alphabet languages, matched as folded words.
 _STREET = re.compile(
@@ -22,7 +22,7 @@ _STREET = re.compile(
     r"AUTOROUTE|AUTOBAHN|AUTOSTRADA|AUTOPISTA|AUTOESTRADA|"
     r"RUE|CHEMIN|ALLEE|IMPASSE|QUAI|CALLE|AVENIDA|CARRERA|CAMINO|PASEO|CARRER|VIA|VIALE|PIAZZA|"
     r"CORSO|LARGO|RUA|TRAVESSA|PRACA|ULICA|UL|ALEJA|AL|PLAC|OSIEDLE|OS|PLATZ|STRAAT|PLEIN|GRACHT|"
-    r"CHOME|KU|"
+    r"CHOME|KU|UTCA|UT|TER|KORUT|KRT|"
     r"ADDRESS|ADRESSE|ANSCHRIFT|ALAMAT|DIRECCION|INDIRIZZO|ADRES)(?= )"
 )
 # Street words written as the end of a compound: 'Hauptstraße', 'Kerkstraat', 'Storgatan'.
@@ -42,7 +42,8 @@ _PLACE = re.compile(
     r"OSTERREICH|AUSTRIA|PORTUGAL|SWEDEN|SVERIGE|NORWAY|NORGE|DENMARK|DANMARK|POLSKA|LONDON|"
     r"PARIS|BERLIN|MADRID|ROMA|MILANO|AMSTERDAM|NEW YORK|NY|CA|TX|FL|IL|WA|MA|NSW|VIC|QLD|"
     r"WARSZAWA|KRAKOW|WROCLAW|GDANSK|POZNAN|LODZ|STOCKHOLM|GOTEBORG|MALMO|"
-    r"TOKYO|OSAKA|KYOTO|YOKOHAMA|NAGOYA|SAPPORO|FUKUOKA|KOBE|JAPAN|NIPPON)(?= )"
+    r"TOKYO|OSAKA|KYOTO|YOKOHAMA|NAGOYA|SAPPORO|FUKUOKA|KOBE|JAPAN|NIPPON|"
+    r"BUDAPEST|DEBRECEN|SZEGED|MISKOLC|PECS|GYOR|MAGYARORSZAG|HUNGARY)(?= )"
 )
 _POSTCODES = (
     re.compile(r"(?<![\d\-/.:+])\d{5}(?:-\d{4})?(?![\d\-/:])"),  # MY, US, DE, FR, ES, IT
@@ -60,7 +61,9 @@ _HOUSE_NUMBER = re.compile(
 # A Japanese block address after the district's name: chome-ban(-go), 'Umeda 3-1', 'Shibuya
 # 2-21-1' (a phone's groups are longer, a date has its year).
 _BLOCK_NUMBER = re.compile(r"[A-Za-z]{3,}\s+\d{1,2}-\d{1,2}(?:-\d{1,3})?(?![\d\-/.])")
-_LEGAL_NAME = re.compile(r" (?:SDN BHD|S B|BHD|BERHAD|LTD|LIMITED|LLC|INC|GMBH|PLC|PTE LTD)(?= )")
+_LEGAL_NAME = re.compile(
+    r" (?:SDN BHD|S B|BHD|BERHAD|LTD|LIMITED|LLC|INC|GMBH|PLC|PTE LTD|KFT|ZRT|NYRT)(?= )"
+)
 _STOP = re.compile(
     r" (?:TEL|TELEPHONE|PHONE|PH|FAX|HP|MOBILE|WHATSAPP|GST|VAT|TAX|INVOICE|RECEIPT|RESIT|REG|"
     r"ROC|COMPANY NO|CO NO|CO REG|EMAIL|E MAIL|WWW|HTTP|DATE|CASHIER|BILL|DOC|"
@@ -107,7 +110,8 @@ class Found:
 
 @functools.lru_cache(maxsize=8192)
 def has_postcode(text: str) -> bool:
-    return any(p.search(text.upper()) for p in _POSTCODES)
+    """A postcode of a country we know ('81750', 'SW1A 1AA', '00-001 Warszawa', '7621 Pécs')."""
+    return any(p.search(strip_accents(text).upper()) for p in _POSTCODES)
 
 
 def address_text(line: Line) -> str:

@@ -103,6 +103,7 @@ _THOUSANDS_ONLY = re.compile(r"(?<![\d.,])\d{1,3}(?:[,.]\d{3})+(?![\d.,])")
 MIN_GROUPED = 2
 _NBSP_GROUP = re.compile(r"(?<=\d)[\u00a0\u202f](?=\d{3}(?!\d))")
 _SPACE_GROUPED = re.compile(r"(?<![\d.,'])\d{1,3}(?: \d{3})+,\d{2}(?!\d)")
+_SPACE_WHOLE = re.compile(r"(?<![\d.,'])\d{1,3}(?: \d{3})+(?![\d.,])")
 _BROKEN_DECIMAL = re.compile(r"(\d)\s*([.,])\s+(\d{2})(?!\d)|(\d)\s+([.,])(\d{2})(?!\d)")
 _CENTS = re.compile(r"[.,]\d{2}$")
 _DIGIT = re.compile(r"\d")
@@ -189,15 +190,19 @@ def currency_code(mark: str | None) -> str | None:
     return _SYMBOLS.get(upper)
 
 
-def _grouped_by_spaces(text: str, decimal_comma: bool) -> str:
+def _grouped_by_spaces(text: str, decimal_comma: bool, whole_units: bool = False) -> str:
     """The text with spaces that group thousands written as "'" (same length, so positions
-    stay): a no-break space always ('1\u00a0750,67'), a plain one on a receipt that writes
-    decimal commas ('1 750,67', French, Polish, Swedish), where a quantity before a price
-    is written with its 'x'."""
+    stay): a no-break space always ('1\u00a0750,67'); a plain one before a decimal comma on a
+    receipt that writes them ('1 750,67', French, Polish, Swedish), where a quantity before a
+    price is written with its 'x'; and on a receipt of whole units a plain one between groups
+    of three digits ('1 250 Ft', '10 860': Hungarian), where no decimals mark the end of a
+    number."""
     text = _NBSP_GROUP.sub("'", text)
-    if not decimal_comma:
-        return text
-    return _SPACE_GROUPED.sub(lambda m: m.group(0).replace(" ", "'"), text)
+    if decimal_comma:
+        text = _SPACE_GROUPED.sub(lambda m: m.group(0).replace(" ", "'"), text)
+    if whole_units:
+        text = _SPACE_WHOLE.sub(lambda m: m.group(0).replace(" ", "'"), text)
+    return text
 
 
 def _whole_token(text: str, start: int, end: int) -> bool:
@@ -220,7 +225,7 @@ def find_amounts(
     out: list[Amount] = []
     if not _DIGIT.search(text):
         return out
-    text = _grouped_by_spaces(text, decimal_comma)
+    text = _grouped_by_spaces(text, decimal_comma, whole_units)
     for m in _AMOUNT.finditer(text):
         parsed = parse_number(m.group("num"), decimal_comma, whole_units)
         if parsed is None:
@@ -281,14 +286,15 @@ def guess_decimal_comma(texts: Iterable[str]) -> bool:
 def guess_whole_units(texts: Iterable[str], currency: str | None) -> bool:
     """Whether the receipt's amounts have no minor unit: its currency has none
     (`WHOLE_UNIT_CURRENCIES`), or, when it names none, no number on it has two decimals while
-    several group thousands ('7,120', '24,440': a yen receipt without a yen sign)."""
+    several group thousands ('7,120', '24,440', '10 860': a yen or forint receipt without its
+    mark)."""
     if currency is not None:
         return currency in WHOLE_UNIT_CURRENCIES
     grouped = 0
     for text in texts:
         if _TWO_DECIMALS.search(text):
             return False
-        grouped += len(_THOUSANDS_ONLY.findall(text))
+        grouped += len(_THOUSANDS_ONLY.findall(text)) + len(_SPACE_WHOLE.findall(text))
     return grouped >= MIN_GROUPED
 
 

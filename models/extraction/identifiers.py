@@ -17,12 +17,14 @@ _TAX_ID = re.compile(
     r"(?P<label>GST\s*(?:REG(?:ISTRATION)?|ID)?\s*(?:NO|NUMBER)?|VAT\s*(?:REG(?:ISTRATION)?)?\s*"
     r"(?:NO|NUMBER)?|ABN|ROC|CO\.?\s*REG\.?\s*(?:NO)?|COMPANY\s*(?:REG\.?)?\s*NO|SST\s*(?:REG)?\s*"
     r"(?:NO)?|UST-?ID(?:NR)?|STEUER-?NR|TVA\s*INTRA|N°\s*TVA|SIRET|NIF|CIF|P\.?\s*IVA|BTW\s*(?:NR)?|"
-    r"TAX\s*ID|EIN)\.?\s*[:.#]?\s*(?P<value>[A-Z]{0,3}[\s-]?[\dA-Z][\dA-Z\s\-/.]{3,22}[\dA-Z])",
+    r"TAX\s*ID|EIN|AD[OÓ]SZ[AÁ]M)\.?\s*[:.#]?\s*"
+    r"(?P<value>[A-Z]{0,3}[\s-]?[\dA-Z][\dA-Z\s\-/.]{3,22}[\dA-Z])",
     re.IGNORECASE,
 )
 _RECEIPT_NO = re.compile(
     r"(?:RECEIPT|INVOICE|INV|BILL|DOC(?:UMENT)?|TRANS(?:ACTION)?|CHECK|CHK|ORDER|RECHNUNG|BELEG|"
-    r"BON|FACTURE|TICKET|FACTURA|RESIT|SLIP|REF)\s*(?:NO|NUMBER|NUM|NR|#|N°)?\.?\s*[:#.]?\s*"
+    r"BON|FACTURE|TICKET|FACTURA|RESIT|SLIP|REF|NYUGTA(?:SZ[AÁ]M)?|SZ[AÁ]MLA(?:SZ[AÁ]M)?)"
+    r"\s*(?:NO|NUMBER|NUM|NR|#|N°)?\.?\s*[:#.]?\s*"
     r"(?P<value>[A-Z]{0,4}[-#]?\d[\dA-Z\-/]{2,24})",
     re.IGNORECASE,
 )

@@ -15,7 +15,7 @@ _LEGAL = re.compile(
     r"LTD|LIMITED|LLC|INC|CORP|CORPORATION|GMBH|AG|KG|SARL|SAS|SA|SRL|SPA|BV|NV|PLC|PTY|PTE|"
     r"CO|COMPANY|RESTORAN|RESTAURANT|RESTAURANTS|KEDAI|PERNIAGAAN|SYARIKAT|MART|HARDWARE|"
     r"STATIONERY|BAKERIES|CAFE|MINI MARKET|SUPERMARKET|PHARMACY|FARMASI|HOTEL|STORE|SHOP|"
-    r"CASH CARRY)(?= )"
+    r"CASH CARRY|KFT|ZRT|NYRT)(?= )"
 )
 # Words that describe a kind of shop: a line made of these alone ('BISTRO & CAFE', 'RESTAURANT')
 # says what the shop is, not who it is, and the name is printed next to it.

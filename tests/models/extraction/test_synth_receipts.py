@@ -76,11 +76,13 @@ LOCALES = (
     "ja_JP",
     "sv_SE",
     "pl_PL",
+    "hu_HU",
 )
 
 
 #: Every locale is held to the same floors: yen amounts without decimals, Swedish compact
-#: dates ('170223') and space-grouped thousands ('1 750,67') are read (models/extraction/README.md).
+#: dates ('170223'), space-grouped thousands ('1 750,67') and forints grouped by spaces without
+#: decimals ('10 860 Ft') are read (models/extraction/README.md).
 STRICT = LOCALES
 
 
