@@ -22,12 +22,14 @@ _STREET = re.compile(
     r"AUTOROUTE|AUTOBAHN|AUTOSTRADA|AUTOPISTA|AUTOESTRADA|"
     r"RUE|CHEMIN|ALLEE|IMPASSE|QUAI|CALLE|AVENIDA|CARRERA|CAMINO|PASEO|CARRER|VIA|VIALE|PIAZZA|"
     r"CORSO|LARGO|RUA|TRAVESSA|PRACA|ULICA|UL|ALEJA|AL|PLAC|OSIEDLE|OS|PLATZ|STRAAT|PLEIN|GRACHT|"
-    r"CHOME|KU|UTCA|UT|TER|KORUT|KRT|"
+    r"CHOME|KU|UTCA|UT|TER|KORUT|KRT|NAMESTI|NAM|TRIDA|ULICE|NABREZI|"
+    r"CADDESI|CAD|SOKAK|SOKAGI|SOK|BULVARI|BLV|MAHALLESI|MAH|"
     r"ADDRESS|ADRESSE|ANSCHRIFT|ALAMAT|DIRECCION|INDIRIZZO|ADRES)(?= )"
 )
 # Street words written as the end of a compound: 'Hauptstraße', 'Kerkstraat', 'Storgatan'.
 _STREET_SUFFIX = re.compile(
-    r"[A-Z]{3,}(?:STRASSE|STR|WEG|GASSE|PLATZ|ALLEE|DAMM|STRAAT|LAAN|GRACHT|GATAN|GATE|VEJ|VEIEN)"
+    r"[A-Z]{3,}(?:STRASSE|STR|WEG|GASSE|PLATZ|ALLEE|DAMM|STRAAT|LAAN|GRACHT|GATAN|GATE|VEJ|VEIEN|"
+    r"GADE|TORV|STRAEDE)"
     r"(?= )"
 )
 # States, regions and countries: a line naming one is part of an address.
@@ -43,8 +45,17 @@ _PLACE = re.compile(
     r"PARIS|BERLIN|MADRID|ROMA|MILANO|AMSTERDAM|NEW YORK|NY|CA|TX|FL|IL|WA|MA|NSW|VIC|QLD|"
     r"WARSZAWA|KRAKOW|WROCLAW|GDANSK|POZNAN|LODZ|STOCKHOLM|GOTEBORG|MALMO|"
     r"TOKYO|OSAKA|KYOTO|YOKOHAMA|NAGOYA|SAPPORO|FUKUOKA|KOBE|JAPAN|NIPPON|"
-    r"BUDAPEST|DEBRECEN|SZEGED|MISKOLC|PECS|GYOR|MAGYARORSZAG|HUNGARY)(?= )"
+    r"BUDAPEST|DEBRECEN|SZEGED|MISKOLC|PECS|GYOR|MAGYARORSZAG|HUNGARY|"
+    r"GLASGOW|EDINBURGH|MANCHESTER|BIRMINGHAM|LIVERPOOL|LEEDS|BRISTOL|CARDIFF|BELFAST)(?= )"
 )
+_US_STATES = (
+    r"(?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|"
+    r"NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC)"
+)
+#: A US state and its ZIP code ('TX 78701'), in upper-case text.
+US_STATE_ZIP = re.compile(rf"\b{_US_STATES}\s+\d{{5}}(?:-\d{{4}})?\b")
+#: 'Boston, MA' ending its line: a city and its state, the way US addresses end without a ZIP.
+US_CITY_STATE = re.compile(rf"[A-Z],\s*{_US_STATES}\s*$", re.MULTILINE)
 _POSTCODES = (
     re.compile(r"(?<![\d\-/.:+])\d{5}(?:-\d{4})?(?![\d\-/:])"),  # MY, US, DE, FR, ES, IT
     re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"),  # UK
@@ -52,6 +63,8 @@ _POSTCODES = (
     re.compile(r"\b\d{4}\s?[A-Z]{2}\b(?!\w)"),  # Netherlands
     re.compile(r"(?<![\d\-/.:+])\d{4}\s+[A-Z][A-Za-z]{2,}"),  # AT, CH, BE, DK, AU: '8001 Zürich'
     re.compile(r"(?<![\w\-/.:+])\d{2}-\d{3}\s+[A-Z]"),  # Poland: '00-001 Warszawa'
+    re.compile(r"(?<![\w\-/.:+])\d{4}-\d{3}\s+[A-Z]"),  # Portugal: '1100-048 Lisboa'
+    re.compile(r"(?<![\w\-/.:+])\d{3} \d{2}\s+[A-Z]"),  # CZ, SK, SE, GR: '110 00 Praha'
     re.compile(r"〒\s?\d{3}-\d{4}"),  # Japan
 )
 _HOUSE_NUMBER = re.compile(
@@ -68,7 +81,8 @@ _STOP = re.compile(
     r" (?:TEL|TELEPHONE|PHONE|PH|FAX|HP|MOBILE|WHATSAPP|GST|VAT|TAX|INVOICE|RECEIPT|RESIT|REG|"
     r"ROC|COMPANY NO|CO NO|CO REG|EMAIL|E MAIL|WWW|HTTP|DATE|CASHIER|BILL|DOC|"
     r"DOCUMENT|TERMINAL|POS|OPEN|OPENING|SHOPPING HOURS|BUSINESS HOURS|UST ID|STEUERNR|SIRET|"
-    r"TVA|MWST|ABN|BTW|NIP|NIF|CIF|IVA|P IVA|ORG NR|KVK|SIREN|"
+    r"TVA|MWST|ABN|BTW|NIP|NIF|CIF|IVA|P IVA|ORG NR|KVK|SIREN|ADOSZAM|DIC|VKN|CVR|VERGI|"
+    r"KVITTERING|KVITTO|BON NR|BELEG|NYUGTA|NYUGTASZAM|UCTENKA|DOKLAD|FATURA|FIS NO|PARAGON|"
     r"CARRY OUT|TABLE|ORDER|CHECK|SERVER|GUEST|CARELINE|HOTLINE|STAFF|PAY BY|"
     r"THANK|THANK YOU|WELCOME|SELAMAT|MEMBER|QTY|PRICE|AMOUNT|ITEM|DESCRIPTION|BR NO|INV)(?= )"
 )
@@ -95,6 +109,7 @@ _MAX_LINES = 6
 _BUILDING = re.compile(r" (?:MALL|PLAZA|CENTRE|CENTER|COMPLEX|SQUARE|PARK|TOWER|WISMA|MENARA)(?= )")
 # A branch's number after its name: 'BHPETROL PERMAS JAYA 2' (letters before, nothing after).
 _BRANCH_NUMBER = re.compile(r"(?<=[A-Za-z])\s+\d{1,2}$")
+_HOUSE_NUMBER_LAST = re.compile(r"[^\W\d_]{3,}\.?\s+\d{1,4}[A-Za-z]?$")
 _ROAD_FIRST = re.compile(
     r"^ (?:JALAN|JLN|JL|LORONG|LRG|PERSIARAN|LEBUH|LEBUHRAYA|STREET|ROAD|AVENUE|RUE|CALLE|VIA) "
 )
@@ -186,7 +201,7 @@ def evidence_of(raw: str) -> float:
     streets = len(_STREET.findall(text)) + len(_STREET_SUFFIX.findall(text))
     score += 1.0 * min(streets, 2)
     score += 1.5 * has_postcode(raw)
-    score += 1.0 * bool(_PLACE.search(text))
+    score += 1.0 * bool(_PLACE.search(text) or US_CITY_STATE.search(raw.upper()))
     score += 1.0 * bool(_HOUSE_NUMBER.match(raw.upper()) or _BLOCK_NUMBER.search(raw))
     score += 0.3 * ("," in raw)
     return score
@@ -230,9 +245,25 @@ def _branch_title(run: list[Line]) -> bool:
     return len(_words(first) & rest) >= 2
 
 
+def _street_then_town(run: list[Line]) -> bool:
+    """The run is a street and house number, then the line that starts with the postcode or
+    is a US city and state ('Algade 45' / '9000 Aalborg', 'Masarykova 84' / '110 00 Praha 1',
+    'Broadway 63' / 'Boston, MA'): the way Europe and America write an address, where the
+    street's name need not hold a street word. A branch name's number ('BHPETROL PERMAS JAYA
+    2') is followed by the street, not by the town."""
+    if len(run) < 2 or not _HOUSE_NUMBER_LAST.search(run[0].text.strip()):
+        return False
+    second = strip_accents(run[1].text.strip()).upper()
+    return any(p.match(second) for p in _POSTCODES) or bool(US_CITY_STATE.search(second))
+
+
 def _trim(run: list[Line]) -> list[Line]:
     """Drop a branch name before the address and a mall name after its postcode."""
-    while len(run) > 1 and (_leading_name(run[0]) or _branch_title(run)):
+    while (
+        len(run) > 1
+        and (_leading_name(run[0]) or _branch_title(run))
+        and not _street_then_town(run)
+    ):
         run = run[1:]
     while (
         len(run) > 1

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from models.extraction.normalize import fix_digits
+from models.extraction.normalize import fix_digits, strip_accents
 
 # Currency marks as printed, to their ISO 4217 code. "$" alone is resolved by other evidence.
 _SYMBOLS = {
@@ -37,6 +37,7 @@ _SYMBOLS = {
     "₺": "TRY",
     "₫": "VND",
     "LEI": "RON",
+    "TL": "TRY",
     "$": "USD",
 }
 _CODES = {
@@ -80,16 +81,34 @@ WHOLE_UNIT_CURRENCIES = frozenset({"JPY", "KRW", "VND", "IDR", "HUF", "CLP", "IS
 # Currency codes stand alone ('EUR 12,50', not the 'EUR' of 'EUROPA'); RM may be glued to a
 # word that OCR ran into it ('TARM21.85': see _GLUED_MARK).
 _ISO = "|".join(sorted(_CODES))
-_CUR = (
-    r"(?:NZ\$|HK\$|US\$|S\$|A\$|C\$|R\$|RM|RS\.|FR\.|"
-    rf"(?<![A-Z])(?:{_ISO})(?![A-Z])|[€£¥₹₩₱฿₺₫$])"
-)
-# Short letter marks printed after the amount only ('12,50 kr', '33,76 zł', '1 250 Ft'):
-# before a number they are letters of a code ('CASHIER:FT8303'). 'kr' marks money but names no
-# one currency (Swedish, Norwegian or Danish), so it casts no vote in `detect_currency`.
-_CUR_AFTER = r"(?:KR|ZŁ|KČ|FT|LEI)(?![A-Z])"
+_MARKS = r"NZ\$|HK\$|US\$|S\$|A\$|C\$|R\$|RM|RS\.|FR\.|[€£¥₹₩₱฿₺₫$]"
+_CUR = rf"(?:{_MARKS}|(?<![A-Z])(?:{_ISO})(?![A-Z]))"
+# Short letter marks printed after the amount only ('12,50 kr', '33,76 zł', '1 250 Ft',
+# '45,90 TL'): before a number they are letters of a code ('CASHIER:FT8303'). 'kr' marks money
+# but names no one currency (Swedish, Norwegian or Danish): `detect_currency` asks the
+# receipt's country words which, as it does for a '$'.
+_CUR_AFTER = r"(?:KR|ZŁ|KČ|FT|LEI|TL)(?![A-Z])"
 _NUMBER = r"\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,3})?|\d+(?:[.,]\d{1,3})?|[.,]\d{2}"
-_CURRENCY_VOTE = re.compile(rf"(?<![A-Z]){_CUR}(?![A-Z])|(?<=\d)\s?{_CUR_AFTER}|\b[A-Z]{{3}}\b")
+_CURRENCY_VOTE = re.compile(
+    rf"(?<![A-Z])(?:{_MARKS})(?![A-Z])|(?<=\d)\s?{_CUR_AFTER}", re.IGNORECASE
+)
+# An ISO code votes as printed, in capitals and not as an abbreviation ('Cumhuriyet Cad.' is a
+# street, 'CAD 12.00' Canadian dollars).
+_CODE_VOTE = re.compile(rf"(?<![A-Za-z])(?:{_ISO})(?![A-Za-z.])")
+# What a '$' or a 'kr' stands for, from the country a receipt's words name: its tax number,
+# tax words, states and postcodes. The first that matches decides; '$' is USD otherwise.
+_DOLLAR_COUNTRIES = (
+    ("AUD", re.compile(r"\bABN\b|\b(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+\d{4}\b|AUSTRALIA")),
+    ("NZD", re.compile(r"\bNZ\b|NEW ZEALAND|\bIRD\b")),
+    ("CAD", re.compile(r"\b(?:HST|PST|QST|TPS|TVQ)\b|\b[A-Z]\d[A-Z]\s?\d[A-Z]\d\b|CANADA")),
+    ("SGD", re.compile(r"SINGAPORE|\bUEN\b")),
+    ("HKD", re.compile(r"HONG KONG")),
+)
+_KRONA_COUNTRIES = (
+    ("DKK", re.compile(r"\bCVR\b|DANKORT|\bI ALT\b|DANMARK|DENMARK|\bAT BETALE\b")),
+    ("NOK", re.compile(r"\bMVA\b|NORGE|NORWAY|\bA BETALE\b")),
+    ("SEK", re.compile(r"\bMOMS\b|SVERIGE|SWEDEN|\bORG\s?NR\b|KVITTO|ATT BETALA")),
+)
 _AMOUNT = re.compile(
     rf"(?P<lead>[-(])?\s*(?P<cur1>{_CUR})?\s*(?P<sign>-)?\s*"
     rf"(?<![\d.,])(?P<num>{_NUMBER})(?![\d])(?![.,]\d)"
@@ -299,12 +318,19 @@ def guess_whole_units(texts: Iterable[str], currency: str | None) -> bool:
 
 
 def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], float] | None:
-    """The receipt's currency from marks and codes: (ISO code, line ids, share of the votes)."""
+    """The receipt's currency from marks and codes: (ISO code, line ids, share of the votes).
+    A '$' or 'kr' is the dollar or krone of the country the receipt's words name."""
     votes: Counter[str] = Counter()
     where: dict[str, list[int]] = {}
-    for line_id, text in texts:
-        for m in _CURRENCY_VOTE.finditer(text.upper()):
-            code = currency_code(m.group(0).strip())
+    lines = list(texts)
+    folded = strip_accents("\n".join(text for _, text in lines)).upper()
+    dollar = next((code for code, words in _DOLLAR_COUNTRIES if words.search(folded)), "USD")
+    krone = next((code for code, words in _KRONA_COUNTRIES if words.search(folded)), None)
+    for line_id, text in lines:
+        marks = [m.group(0).strip().upper() for m in _CURRENCY_VOTE.finditer(text)]
+        marks += [m.group(0) for m in _CODE_VOTE.finditer(text)]
+        for mark in marks:
+            code = dollar if mark == "$" else krone if mark == "KR" else currency_code(mark)
             if code is None:
                 continue
             votes[code] += 1
@@ -312,8 +338,8 @@ def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], f
     if not votes:
         return None
     # A lone "$" is weaker evidence than an explicit code or a specific symbol.
-    if "USD" in votes and len(votes) > 1:
-        votes["USD"] //= 2
+    if dollar in votes and len(votes) > 1:
+        votes[dollar] //= 2
     code, n = votes.most_common(1)[0]
     return code, sorted(set(where[code]))[:5], n / sum(votes.values())
 

@@ -7,6 +7,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from models.extraction.address import US_CITY_STATE, US_STATE_ZIP
 from models.extraction.normalize import fix_digits, strip_accents
 
 _MONTHS: dict[str, int] = {}
@@ -197,13 +198,6 @@ def find_time(text: str) -> dt.time | None:
 
 
 # Evidence that a receipt writes month first (the United States, and a few others).
-_US_STATES = (
-    r"(?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|"
-    r"NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC)"
-)
-_US_STATE_ZIP = re.compile(rf"\b{_US_STATES}\s+\d{{5}}(?:-\d{{4}})?\b")
-# 'Boston, MA' ending its line: a city and its state, the way US addresses end without a ZIP.
-_US_CITY_STATE = re.compile(rf"[A-Z],\s*{_US_STATES}\s*$", re.MULTILINE)
 _US_WORDS = re.compile(
     r"\bSALES TAX\b|\bTIP\b|\bGRATUITY\b|\bUSD\b|\bEIN\b|\(\d{3}\)\s?\d{3}-\d{4}"
 )
@@ -213,7 +207,7 @@ def month_first_evidence(text: str, currency: str | None) -> float:
     """A score > 0 when the receipt looks American (month-first), < 0 when it looks otherwise."""
     upper = text.upper()
     score = 0.0
-    if _US_STATE_ZIP.search(upper) or _US_CITY_STATE.search(upper):
+    if US_STATE_ZIP.search(upper) or US_CITY_STATE.search(upper):
         score += 2.0
     score += 0.5 * len(set(_US_WORDS.findall(upper)))
     if currency == "USD":

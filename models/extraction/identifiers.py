@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from models.extraction.layout import Page
-from models.extraction.normalize import fold
+from models.extraction.normalize import fold, strip_accents
 
 _PHONE = re.compile(
     r"(?:TEL|TELEPHONE|PHONE|PH|HP|T|MOBILE|TELEFON|TEL NO|CONTACT)\s*(?:NO)?\.?\s*[:.]?\s*"
@@ -17,13 +17,14 @@ _TAX_ID = re.compile(
     r"(?P<label>GST\s*(?:REG(?:ISTRATION)?|ID)?\s*(?:NO|NUMBER)?|VAT\s*(?:REG(?:ISTRATION)?)?\s*"
     r"(?:NO|NUMBER)?|ABN|ROC|CO\.?\s*REG\.?\s*(?:NO)?|COMPANY\s*(?:REG\.?)?\s*NO|SST\s*(?:REG)?\s*"
     r"(?:NO)?|UST-?ID(?:NR)?|STEUER-?NR|TVA\s*INTRA|N°\s*TVA|SIRET|NIF|CIF|P\.?\s*IVA|BTW\s*(?:NR)?|"
-    r"TAX\s*ID|EIN|AD[OÓ]SZ[AÁ]M)\.?\s*[:.#]?\s*"
+    r"TAX\s*ID|EIN|ADOSZAM|DIC|VKN|CVR|VERGI\s*NO)\.?\s*[:.#]?\s*"
     r"(?P<value>[A-Z]{0,3}[\s-]?[\dA-Z][\dA-Z\s\-/.]{3,22}[\dA-Z])",
     re.IGNORECASE,
 )
 _RECEIPT_NO = re.compile(
     r"(?:RECEIPT|INVOICE|INV|BILL|DOC(?:UMENT)?|TRANS(?:ACTION)?|CHECK|CHK|ORDER|RECHNUNG|BELEG|"
-    r"BON|FACTURE|TICKET|FACTURA|RESIT|SLIP|REF|NYUGTA(?:SZ[AÁ]M)?|SZ[AÁ]MLA(?:SZ[AÁ]M)?)"
+    r"BON|FACTURE|TICKET|FACTURA|RESIT|SLIP|REF|NYUGTA(?:SZAM)?|SZAMLA(?:SZAM)?|KVITTERING|"
+    r"KVITTO|UCTENKA|DOKLAD\s*C|FATURA(?:\s*SIMPLIFICADA|-RECIBO)?|FIS|PARAGON)"
     r"\s*(?:NO|NUMBER|NUM|NR|#|N°)?\.?\s*[:#.]?\s*"
     r"(?P<value>[A-Z]{0,4}[-#]?\d[\dA-Z\-/]{2,24})",
     re.IGNORECASE,
@@ -84,7 +85,7 @@ def find_phone(page: Page) -> Found | None:
 
 def find_tax_id(page: Page) -> Found | None:
     for line in page.lines:
-        m = _TAX_ID.search(line.text)
+        m = _TAX_ID.search(strip_accents(line.text))
         if m and sum(c.isdigit() for c in m.group("value")) >= 5:
             return Found(m.group("value").strip(" .-"), [line.id], 0.8)
     return None
@@ -92,7 +93,7 @@ def find_tax_id(page: Page) -> Found | None:
 
 def find_receipt_number(page: Page) -> Found | None:
     for line in page.lines:
-        m = _RECEIPT_NO.search(line.text)
+        m = _RECEIPT_NO.search(strip_accents(line.text))
         if m:
             return Found(m.group("value").strip(" .-"), [line.id], 0.7)
     return None

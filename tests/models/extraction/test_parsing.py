@@ -100,6 +100,38 @@ def test_space_grouping_is_read_only_on_decimal_comma_receipts() -> None:
     assert [a.value for a in find_amounts("2 143.91", 0)] == [Decimal("143.91")]
 
 
+def test_a_dollar_or_krone_is_the_one_of_the_country_the_receipt_names() -> None:
+    """'$' is the US dollar unless the receipt's words name another dollar's country; 'kr' is
+    the krone of the country named, and names none alone."""
+    assert detect_currency([(0, "TOTAL $12.50")]) == ("USD", [0], 1.0)
+    assert detect_currency([(0, "ABN: 51 824 753 556"), (1, "TOTAL $12.50")])[0] == "AUD"
+    assert detect_currency([(0, "Sydney NSW 2000"), (1, "TOTAL $12.50")])[0] == "AUD"
+    assert detect_currency([(0, "HST 13%"), (1, "TOTAL $12.50")])[0] == "CAD"
+    assert detect_currency([(0, "CVR: 12345678"), (1, "I ALT 45,00 kr.")])[0] == "DKK"
+    assert detect_currency([(0, "Moms 25%"), (1, "Totalt 45,00 kr")])[0] == "SEK"
+    assert detect_currency([(0, "Totalt 45,00 kr")]) is None
+
+
+def test_an_iso_code_votes_as_printed_not_as_a_street_abbreviation() -> None:
+    """'Cumhuriyet Cad. 12' is a Turkish street, not Canadian dollars; 'TL' after an amount
+    is the lira."""
+    assert detect_currency([(0, "Cumhuriyet Cad. 12"), (1, "TOPLAM 45,90 TL")]) == (
+        "TRY",
+        [1],
+        1.0,
+    )
+    assert detect_currency([(0, "CAD 12.00")])[0] == "CAD"
+
+
+def test_forints_grouped_by_spaces_without_decimals() -> None:
+    """On a receipt of whole units '10 860' is ten thousand eight hundred and sixty (a
+    Hungarian till), and a tax code after it stays apart ('4 440 B')."""
+    assert [a.value for a in find_amounts("10 860 Ft", 0, whole_units=True)] == [Decimal("10860")]
+    assert [a.value for a in find_amounts("4 440 B", 0, whole_units=True)] == [Decimal("4440")]
+    assert [a.value for a in find_amounts("10 860", 0)] == []  # not money where cents are
+    assert guess_whole_units(["ÖSSZESEN 10 860", "KÉSZPÉNZ 11 000"], None)
+
+
 @pytest.mark.parametrize(
     ("text", "values"),
     [

@@ -78,6 +78,33 @@ def test_a_compound_street_word_starts_the_address_not_a_branch_name(street: str
 
 
 @pytest.mark.parametrize(
+    ("street", "town"),
+    [
+        ("Algade 45", "9000 Aalborg"),
+        ("Masarykova 84", "110 00 Praha 1"),
+        ("Strøget 5", "1620 København V"),
+        ("Rua Augusta 87", "1100-048 Lisboa"),
+        ("BROADWAY 63", "BOSTON, MA"),
+    ],
+)
+def test_a_street_without_a_street_word_is_known_by_the_town_under_it(
+    street: str, town: str
+) -> None:
+    """'Algade 45' could be a branch name and its number ('BHPETROL PERMAS JAYA 2'), but the
+    postcode or the US city and state on the next line make it the street."""
+    name, address = _header(["Kiosk Dupont", street, town, "Tel: 98 12 34 56"])
+    assert name == "Kiosk Dupont"
+    assert address == f"{street} {town}"
+
+
+def test_a_branch_number_before_the_street_stays_out_of_the_address() -> None:
+    _, address = _header(
+        ["BHPETROL PERMAS JAYA 2", "NO 2, JALAN PERMAS 10", "81750 MASAI, JOHOR", "TEL: 07-3881234"]
+    )
+    assert address == "NO 2, JALAN PERMAS 10 81750 MASAI, JOHOR"
+
+
+@pytest.mark.parametrize(
     "tax", ["BTW nr: NL614256521801", "B1 nr: NL614256521801", "NIP 5261040828"]
 )
 def test_a_vat_number_ends_the_address_whatever_its_label_reads_as(tax: str) -> None:

@@ -77,6 +77,11 @@ LOCALES = (
     "sv_SE",
     "pl_PL",
     "hu_HU",
+    "pt_PT",
+    "cs_CZ",
+    "en_AU",
+    "da_DK",
+    "tr_TR",
 )
 
 
