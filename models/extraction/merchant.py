@@ -169,8 +169,8 @@ def _name_score(line: Line, index: int) -> float:
         score -= 2.0  # a branch or shop code in brackets qualifies the name above it
     if _ADDRESS_WORDS.search(text):
         score -= 1.5
-    if _CITY_STATE.match(line.text.strip()):
-        score -= 3.0  # 'Denver, CO 80202': a city and its state, not a company
+    if _CITY_STATE.match(line.text.strip().upper()):
+        score -= 3.0  # 'Denver, CO 80202' or 'denver, co': a city and its state, not a company
     score += 2.0 * _letters_share(line.text) - 1.0
     score += min(line.rel_height, 2.0) - 1.0
     score -= 0.35 * index

@@ -97,6 +97,13 @@ def test_a_street_without_a_street_word_is_known_by_the_town_under_it(
     assert address == f"{street} {town}"
 
 
+def test_a_lower_case_city_and_state_is_not_a_company() -> None:
+    """'denver, co': 'co' is Colorado here, not a legal form."""
+    name, address = _header(["deli golden star", "broadway 188", "denver, co", "ein: 74-7045873"])
+    assert name == "deli golden star"
+    assert address == "broadway 188 denver, co"
+
+
 def test_a_branch_number_before_the_street_stays_out_of_the_address() -> None:
     _, address = _header(
         ["BHPETROL PERMAS JAYA 2", "NO 2, JALAN PERMAS 10", "81750 MASAI, JOHOR", "TEL: 07-3881234"]
