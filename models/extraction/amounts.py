@@ -89,12 +89,15 @@ _CUR = rf"(?:{_MARKS}|(?<![A-Z])(?:{_ISO})(?![A-Z]))"
 # receipt's country words which, as it does for a '$'.
 _CUR_AFTER = r"(?:KR|ZŁ|KČ|FT|LEI|TL)(?![A-Z])"
 _NUMBER = r"\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,3})?|\d+(?:[.,]\d{1,3})?|[.,]\d{2}"
+# Marks vote in any case; an ISO code in any case beside a number ('32 900 huf'), elsewhere as
+# printed, in capitals and not as an abbreviation ('Cumhuriyet Cad.' is a street, 'TOTAL CAD'
+# Canadian dollars): three letters are matched, then looked up (faster than an alternation of
+# every code).
 _CURRENCY_VOTE = re.compile(
-    rf"(?<![A-Z])(?:{_MARKS})(?![A-Z])|(?<=\d)\s?{_CUR_AFTER}", re.IGNORECASE
+    rf"(?i:(?<![A-Z])(?P<mark>{_MARKS})(?![A-Z])|(?<=\d)\s?(?P<after>{_CUR_AFTER}|[A-Z]{{3}})"
+    r"(?![A-Z])|(?<![A-Z])(?P<before>[A-Z]{3})\s?(?=\d))"
+    r"|(?<![A-Za-z])(?P<code>[A-Z]{3})(?![A-Za-z.])"
 )
-# An ISO code votes as printed, in capitals and not as an abbreviation ('Cumhuriyet Cad.' is a
-# street, 'CAD 12.00' Canadian dollars).
-_CODE_VOTE = re.compile(rf"(?<![A-Za-z])(?:{_ISO})(?![A-Za-z.])")
 # What a '$' or a 'kr' stands for, from the country a receipt's words name: its tax number,
 # tax words, states and postcodes. The first that matches decides; '$' is USD otherwise.
 _DOLLAR_COUNTRIES = (
@@ -323,14 +326,22 @@ def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], f
     votes: Counter[str] = Counter()
     where: dict[str, list[int]] = {}
     lines = list(texts)
-    folded = strip_accents("\n".join(text for _, text in lines)).upper()
-    dollar = next((code for code, words in _DOLLAR_COUNTRIES if words.search(folded)), "USD")
-    krone = next((code for code, words in _KRONA_COUNTRIES if words.search(folded)), None)
+    country: dict[str, str | None] = {}
+
+    def named(mark: str) -> str | None:
+        """The dollar or krone of the country the receipt names (looked up once, if needed)."""
+        if mark not in country:
+            folded = strip_accents("\n".join(text for _, text in lines)).upper()
+            table = _DOLLAR_COUNTRIES if mark == "$" else _KRONA_COUNTRIES
+            default = "USD" if mark == "$" else None
+            country[mark] = next((c for c, words in table if words.search(folded)), default)
+        return country[mark]
+
     for line_id, text in lines:
-        marks = [m.group(0).strip().upper() for m in _CURRENCY_VOTE.finditer(text)]
-        marks += [m.group(0) for m in _CODE_VOTE.finditer(text)]
-        for mark in marks:
-            code = dollar if mark == "$" else krone if mark == "KR" else currency_code(mark)
+        for m in _CURRENCY_VOTE.finditer(text):
+            mark = m.group("mark") or m.group("after") or m.group("before") or m.group("code")
+            mark = mark.upper()
+            code = named(mark) if mark in ("$", "KR") else currency_code(mark)
             if code is None:
                 continue
             votes[code] += 1
@@ -338,6 +349,7 @@ def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], f
     if not votes:
         return None
     # A lone "$" is weaker evidence than an explicit code or a specific symbol.
+    dollar = country.get("$")
     if dollar in votes and len(votes) > 1:
         votes[dollar] //= 2
     code, n = votes.most_common(1)[0]
