@@ -350,7 +350,7 @@ def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], f
         return None
     # A lone "$" is weaker evidence than an explicit code or a specific symbol.
     dollar = country.get("$")
-    if dollar in votes and len(votes) > 1:
+    if dollar is not None and dollar in votes and len(votes) > 1:
         votes[dollar] //= 2
     code, n = votes.most_common(1)[0]
     return code, sorted(set(where[code]))[:5], n / sum(votes.values())
