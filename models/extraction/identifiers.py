@@ -13,18 +13,21 @@ _PHONE = re.compile(
     r"(\+?[\d()][\d\s()\-./]{6,18}\d)",
     re.IGNORECASE,
 )
+# Labels start a word ('EIN', not the end of 'PROTEIN'; 'DIC', not the middle of 'MEDICAL').
 _TAX_ID = re.compile(
-    r"(?P<label>GST\s*(?:REG(?:ISTRATION)?|ID)?\s*(?:NO|NUMBER)?|VAT\s*(?:REG(?:ISTRATION)?)?\s*"
-    r"(?:NO|NUMBER)?|ABN|ROC|CO\.?\s*REG\.?\s*(?:NO)?|COMPANY\s*(?:REG\.?)?\s*NO|SST\s*(?:REG)?\s*"
-    r"(?:NO)?|UST-?ID(?:NR)?|STEUER-?NR|TVA\s*INTRA|N°\s*TVA|SIRET|NIF|CIF|P\.?\s*IVA|BTW\s*(?:NR)?|"
+    r"(?<![A-Z])(?P<label>GST\s*(?:REG(?:ISTRATION)?|ID)?\s*(?:NO|NUMBER)?|"
+    r"VAT\s*(?:REG(?:ISTRATION)?)?\s*(?:NO|NUMBER)?|ABN|ROC|CO\.?\s*REG\.?\s*(?:NO)?|"
+    r"COMPANY\s*(?:REG\.?)?\s*NO|SST\s*(?:REG)?\s*(?:NO)?|UST-?ID(?:NR)?|STEUER-?NR|"
+    r"TVA\s*INTRA|N°\s*TVA|SIRET|NIF|CIF|P\.?\s*IVA|BTW\s*(?:NR)?|"
     r"TAX\s*ID|EIN|ADOSZAM|DIC|VKN|CVR|VERGI\s*NO)\.?\s*[:.#]?\s*"
     r"(?P<value>[A-Z]{0,3}[\s-]?[\dA-Z][\dA-Z\s\-/.]{3,22}[\dA-Z])",
     re.IGNORECASE,
 )
 _RECEIPT_NO = re.compile(
-    r"(?:RECEIPT|INVOICE|INV|BILL|DOC(?:UMENT)?|TRANS(?:ACTION)?|CHECK|CHK|ORDER|RECHNUNG|BELEG|"
-    r"BON|FACTURE|TICKET|FACTURA|RESIT|SLIP|REF|NYUGTA(?:SZAM)?|SZAMLA(?:SZAM)?|KVITTERING|"
-    r"KVITTO|UCTENKA|DOKLAD\s*C|FATURA(?:\s*SIMPLIFICADA|-RECIBO)?|FIS|PARAGON)"
+    r"(?<![A-Z])(?:RECEIPT|INVOICE|INV|BILL|DOC(?:UMENT)?|TRANS(?:ACTION)?|CHECK|CHK|ORDER|"
+    r"RECHNUNG|BELEG|BON|FACTURE|TICKET|FACTURA|RESIT|SLIP|REF|NYUGTA(?:SZAM)?|"
+    r"SZAMLA(?:SZAM)?|KVITTERING|KVITTO|UCTENKA|DOKLAD\s*C|"
+    r"FATURA(?:\s*SIMPLIFICADA|-RECIBO)?|FIS(?![A-Z])|PARAGON)"
     r"\s*(?:NO|NUMBER|NUM|NR|#|N°)?\.?\s*[:#.]?\s*"
     r"(?P<value>[A-Z]{0,4}[-#]?\d[\dA-Z\-/]{2,24})",
     re.IGNORECASE,

@@ -195,3 +195,26 @@ def test_no_lines_needs_review() -> None:
     result = extract_fields([])
     assert result.needs_review and result.review_reasons
     assert result.fields.total is None
+
+
+def test_tax_and_receipt_numbers_in_other_languages_and_only_after_a_whole_label() -> None:
+    """'Adószám' and 'Účtenka' are read with their accents; 'MEDICAL ... 12345' holds the
+    letters of 'DIC' (the Czech tax number's label) but no label."""
+    rows: Rows = [
+        "Lékárna Novák",
+        "Masarykova 84",
+        "110 00 Praha 1",
+        "DIČ: CZ47293768",
+        "Účtenka: 9413377",
+        ("Rohlík", "12,90"),
+        ("CELKEM", "12,90 Kč"),
+    ]
+    f = extract_fields(lines(rows)).fields
+    assert f.tax_id is not None and f.tax_id.value == "CZ47293768"
+    assert f.receipt_number is not None and f.receipt_number.value == "9413377"
+    assert f.currency is not None and f.currency.value == "CZK"
+    assert f.total is not None and f.total.value == Decimal("12.90")
+    medical = extract_fields(
+        lines(["MEDICAL CENTRE 12345", ("PANADOL", "9.90"), ("TOTAL", "9.90")])
+    )
+    assert medical.fields.tax_id is None
