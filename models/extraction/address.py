@@ -126,7 +126,18 @@ class Found:
 @functools.lru_cache(maxsize=8192)
 def has_postcode(text: str) -> bool:
     """A postcode of a country we know ('81750', 'SW1A 1AA', '00-001 Warszawa', '7621 Pécs')."""
-    return any(p.search(strip_accents(text).upper()) for p in _POSTCODES)
+    return any(p.search(_postcode_text(text)) for p in _POSTCODES)
+
+
+def _postcode_text(text: str) -> str:
+    """The text as the postcode patterns read it: no accents, upper case, no outer spaces."""
+    return strip_accents(text.strip()).upper()
+
+
+def _starts_with_town(text: str) -> bool:
+    """The line begins with a postcode ('9000 Aalborg') or is a US city and state."""
+    text = _postcode_text(text)
+    return any(p.match(text) for p in _POSTCODES) or bool(US_CITY_STATE.search(text))
 
 
 def address_text(line: Line) -> str:
@@ -251,10 +262,11 @@ def _street_then_town(run: list[Line]) -> bool:
     'Broadway 63' / 'Boston, MA'): the way Europe and America write an address, where the
     street's name need not hold a street word. A branch name's number ('BHPETROL PERMAS JAYA
     2') is followed by the street, not by the town."""
-    if len(run) < 2 or not _HOUSE_NUMBER_LAST.search(run[0].text.strip()):
-        return False
-    second = strip_accents(run[1].text.strip()).upper()
-    return any(p.match(second) for p in _POSTCODES) or bool(US_CITY_STATE.search(second))
+    return (
+        len(run) > 1
+        and bool(_HOUSE_NUMBER_LAST.search(run[0].text.strip()))
+        and _starts_with_town(run[1].text)
+    )
 
 
 def _trim(run: list[Line]) -> list[Line]:
