@@ -87,6 +87,8 @@ def _summary_start(page: Page, cands: list[MoneyCandidate]) -> int:
 
 def _payment_amounts(page: Page, line: Line, text: str) -> list[Amount]:
     """'CASH 100.000': an amount with three decimals on a payment line, read as money."""
+    if _THREE_DECIMALS.search(text) is None:
+        return []
     row_text = " ".join(o.text for o in page.row_of(line))
     found = label_of(row_text)
     if found is None or found[0] not in (Label.TENDERED, Label.CHANGE):

@@ -34,6 +34,8 @@ class Line:
     confidence: float
     #: The box's direction as dy/dx (0 for an upright box; a turned box follows a slanted row).
     slope: float = 0.0
+    #: How much the box's slope says about its row's direction (`row_weight`).
+    weight: float = 0.0
 
     @property
     def height(self) -> float:
@@ -53,8 +55,12 @@ class Line:
         receipt the short label and price boxes at the two ends of a row tilt opposite ways
         ('Att betala' -5 degrees, '721,77 kr' +5), and following either one's own slope across
         the row lands a row away from the other."""
-        least = 0.5 * min(self.height, other.height)
-        return _overlap_along(self, other, _row_slope(self, other)) > least
+        # written out (not through helpers): `_rows` asks this of every pair of nearby lines
+        wa, wb = self.weight, other.weight
+        slope = (wa * self.slope + wb * other.slope) / (wa + wb) if wa + wb > 0 else 0.0
+        shift = slope * ((other.x0 + other.x1) - (self.x0 + self.x1)) / 2
+        overlap = min(self.y1 + shift, other.y1) - max(self.y0 + shift, other.y0)
+        return overlap > 0.5 * max(min(self.y1 - self.y0, other.y1 - other.y0), 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +109,9 @@ def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = No
     slopes = {}
     for ocr in lines:
         xs = [p[0] for p in ocr.box]
-        top, bottom = _band(ocr)
+        _, cy, angle, _, band = quad_frame(ocr.box)
+        top, bottom = _band(cy, band)
         raw.append((ocr, min(xs), top, max(xs), bottom))
-        angle = quad_frame(ocr.box)[2]
         # a box more turned than any text row (corners listed in another order) counts upright
         slopes[id(ocr)] = math.tan(angle) if abs(angle) <= MAX_ROW_ANGLE else 0.0
     if image_size is not None:
@@ -131,6 +137,7 @@ def build_page(lines: Sequence[OcrLine], image_size: tuple[int, int] | None = No
             rel_height=max(y1 - y0, 1.0) / median,
             confidence=ocr.confidence,
             slope=slopes[id(ocr)],
+            weight=row_weight(x1 - x0, y1 - y0, slopes[id(ocr)]),
         )
         for i, (ocr, x0, y0, x1, y1) in enumerate(ordered)
     ]
@@ -168,7 +175,7 @@ def _reading_order(
     return [box for row in rows for box in sorted(row, key=lambda r: r[1])]
 
 
-def _band(line: OcrLine) -> tuple[float, float]:
+def _band(cy: float, height: float) -> tuple[float, float]:
     """(top, bottom) of a box's own height (its left side) about its centre: a line's vertical
     extent, its font height and its row here.
 
@@ -178,23 +185,15 @@ def _band(line: OcrLine) -> tuple[float, float]:
     font look a third taller than the same font's upright piece beside it ('FIVE' + 'STAR CASH
     & CARRY', one printed name, were not joined). For upright boxes the two are the same.
     """
-    _, cy, _, _, height = quad_frame(line.box)
     return cy - height / 2, cy + height / 2
 
 
-def _row_slope(a: Line, b: Line) -> float:
-    """The direction (dy/dx) of the row through two lines: their slopes weighted by their
-    lengths in heights, upright and short boxes (`SLOPE_MIN_LENGTH`) left out."""
-    lengths = [((ln.x1 - ln.x0) / ln.height, ln.slope) for ln in (a, b) if ln.slope != 0.0]
-    weights = [(n, slope) for n, slope in lengths if n >= SLOPE_MIN_LENGTH]
-    total = sum(w for w, _ in weights)
-    return sum(w * s for w, s in weights) / total if total > 0 else 0.0
-
-
-def _overlap_along(line: Line, other: Line, slope: float) -> float:
-    """How far `line`'s band, followed along `slope` to `other`'s centre, overlaps `other`'s."""
-    shift = slope * ((other.x0 + other.x1) / 2 - (line.x0 + line.x1) / 2)
-    return min(line.y1 + shift, other.y1) - max(line.y0 + shift, other.y0)
+def row_weight(length: float, height: float, slope: float) -> float:
+    """How much a box's slope counts towards its row's direction (`Line.same_row`, where two
+    lines' slopes are averaged by these weights): its length in heights, and nothing for an
+    upright box or a short one (`SLOPE_MIN_LENGTH`)."""
+    heights = length / max(height, 1.0)
+    return heights if slope != 0.0 and heights >= SLOPE_MIN_LENGTH else 0.0
 
 
 def _rows(lines: list[Line]) -> dict[int, tuple[Line, ...]]:
