@@ -94,7 +94,9 @@ _VAT_ID = re.compile(
 # A trunk- or country-prefixed number with a few letters of OCR debris around it: its 'TEL:'
 # read as 'T ' ('T 012-9719498'), a speck read as a letter after it ('03-8051 9514k').
 _PHONE_IN_DEBRIS = re.compile(r"^\W*[A-Z]{0,3}\W*(?:\+|\(?0)[\d\s()\-]{7,}\d\W*[A-Z]?\W*$", re.I)
-_CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
+# Contact details: an e-mail address (an '@' between words; a lone one is 'at', 'LOT 5 @ JALAN
+# ...', or a misread 'NO.': '@ 0.12,JALAN SS4C/5'), a phone or fax label.
+_CONTACT = re.compile(r"\w@\w|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
 _REG_ONLY = re.compile(r"^\W*(?:[A-Z]{0,3}\W*)?[\d\s]{5,}\s*[-.]?\s*[A-Z]?\W*$")
 _REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)", re.IGNORECASE)
 # A company registration number ending the line after the name's last words ('BAKERY

@@ -41,6 +41,7 @@ from models.extraction.lexicon import repair_words
 from models.extraction.linear import LineModels
 from models.extraction.linear import load as load_models
 from models.extraction.merchant import find_merchant, header_lines
+from models.extraction.normalize import tidy_case
 from models.extraction.wordfix import Lexicon, repair_lines
 from models.receipt import (
     DateField,
@@ -150,11 +151,12 @@ def _text_field(found: _Found | None) -> TextField | None:
 
 
 def _repaired(found: _Found | None) -> TextField | None:
-    """A name or address with OCR-damaged common words repaired (`lexicon.repair_words`)."""
+    """A name or address with OCR-damaged common words repaired (`lexicon.repair_words`) and
+    the recognizer's case slips mended (`normalize.tidy_case`)."""
     if found is None:
         return None
     return TextField(
-        value=repair_words(found.value), confidence=found.confidence, lines=found.lines
+        value=tidy_case(repair_words(found.value)), confidence=found.confidence, lines=found.lines
     )
 
 

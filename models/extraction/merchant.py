@@ -65,6 +65,12 @@ _TRAILING_REG = re.compile(
     re.IGNORECASE,
 )
 _REG_IN_BRACKETS = re.compile(r"\(\s*\d{5,}\s*-?\s*[A-Z]\s*\)\W*$", re.IGNORECASE)
+# Nothing but a branch in brackets follows a Malaysian legal form in a name; what the OCR reads
+# after it is a registration number too misread for `_NAME_THEN_REG` ('SDN BHD BOZTZ5-U') or
+# specks glued to its full stop ('SDN. BHD.LLCY').
+_JUNK_AFTER_BHD = re.compile(
+    r"^(.*\b(?:BHD|BERHAD)\.?)(?:\s+[^\s(\[]*\d\S*|(?<=\.)[A-Z0-9]+)\s*$", re.IGNORECASE
+)
 _OWNED_BY = re.compile(
     r"^\s*(?:DIMILIKI(?: OLEH)?|OWNED BY|OWN BY|OPERATED BY)\s*:?\s*", re.IGNORECASE
 )
@@ -86,7 +92,6 @@ _AMPERSAND_MISREAD = re.compile(r"(?<=[A-Za-z]{2}) [8B] (?=[A-Za-z]{2})")
 _LEADING_JUNK = re.compile(r"^\s*#?\d{4,}\s+(?=[A-Z])", re.IGNORECASE)
 _PHONE_ONLY = re.compile(r"^[\d\s()+\-/.,]{7,}$")
 _CITY_STATE = re.compile(r"^[A-Za-z .'-]+,\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?\.?$")
-_CONTACT = re.compile(r"@|\b(?:H/P|T|F|P)\s?:\s?\+?\d|\bTEL\b|\bFAX\b", re.IGNORECASE)
 _DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}|\d{1,2}:\d{2}")
 
 
@@ -138,7 +143,7 @@ def clean_name(text: str) -> str:
         text = _PAREN_AS_C.sub(r"(\1)", text, count=1)
     # Numbers are found in the look-alike-corrected text ('(I39386-X)'), which has the same
     # length, and cut from the printed one.
-    m = _NAME_THEN_REG.match(ocr_clean(text))
+    m = _NAME_THEN_REG.match(ocr_clean(text)) or _JUNK_AFTER_BHD.match(text)
     if m is not None:
         text = text[: m.end(1)]
     m = _LEADING_JUNK.match(ocr_clean(text))

@@ -127,3 +127,40 @@ def fold(text: str) -> str:
 def squash(text: str) -> str:
     """Letters and digits only, upper case: for comparing names with broken spacing."""
     return re.sub(r"[^A-Z0-9]", "", strip_accents(text).upper())
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
+#: Capitals inside a word that are printed so: 'McDonald', 'MacArthur', legal forms.
+_INNER_CAPITALS = re.compile(r"(?:Mc|Mac)[A-Z][a-z]+|GmbH|mbH|KGaA|SpA|SpK|eK|eV|SaRL|BVBA|NyRt")
+
+
+def tidy_case(text: str) -> str:
+    """A name or address with the recognizer's case slips mended, for display: a word in
+    neither upper, lower nor title case ('JohOR', 'SDn', 'PERmAs') takes the case most of the
+    value's other words are printed in, capitals ('JohOR BAHRU' -> 'JOHOR BAHRU') or title
+    case ('Jalan PERmAs Jaya' -> 'Jalan Permas Jaya').
+
+    The recognizer reads most capitals right but calls some of them small (their shapes are
+    the same at receipt print sizes: 'O', 'S', 'W'), and a value read that way is what the
+    dashboard shows and the accountant exports. Words in a regular case are left as read, so
+    are names and legal forms printed with inner capitals ('McDonald', 'GmbH'). Answer keys
+    are compared with case folded, so scores do not change.
+    """
+    words = [w for w in _LETTERS.findall(text) if len(w) > 1]
+    irregular = [w for w in words if not _regular(w)]
+    if not irregular:
+        return text
+    upper = sum(w.isupper() for w in words)
+    title = sum(w.istitle() for w in words)
+    fix = str.upper if upper >= title else str.capitalize
+    return _LETTERS.sub(lambda m: m.group(0) if _regular(m.group(0)) else fix(m.group(0)), text)
+
+
+def _regular(word: str) -> bool:
+    return (
+        len(word) < 2
+        or word.isupper()
+        or word.islower()
+        or word.istitle()
+        or bool(_INNER_CAPITALS.fullmatch(word))
+    )

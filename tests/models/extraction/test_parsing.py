@@ -16,7 +16,7 @@ from models.extraction.amounts import (
 )
 from models.extraction.dates import find_dates, find_short_dates, find_time, parse_date_string
 from models.extraction.keywords import Label, label_of
-from models.extraction.normalize import fix_digits
+from models.extraction.normalize import fix_digits, tidy_case
 
 
 @pytest.mark.parametrize(
@@ -212,6 +212,24 @@ def test_fix_digits_only_touches_numbers() -> None:
     assert fix_digits("T0TAL 1O.5O") == "T0TAL 10.50"
     assert fix_digits("SOLD") == "SOLD"
     assert fix_digits("I5.00") == "15.00"
+
+
+@pytest.mark.parametrize(
+    ("read", "shown"),
+    [
+        ("81200 JohOR BAHRU,JoHor", "81200 JOHOR BAHRU,JOHOR"),
+        ("Dove HoLDINGs SDN BHD", "Dove HOLDINGS SDN BHD"),
+        ("No.12, Jalan PERmAs Jaya 10, 81750 Masai", "No.12, Jalan Permas Jaya 10, 81750 Masai"),
+        ("ÉPICERIE FiNE", "ÉPICERIE FINE"),
+        # regular words are left as printed, whatever their mix on the line
+        ("McDonald's Restaurant", "McDonald's Restaurant"),
+        ("Bäckerei Müller GmbH", "Bäckerei Müller GmbH"),
+        ("Hauptstraße 5, 10115 BERLIN", "Hauptstraße 5, 10115 BERLIN"),
+        ("Café de Flore", "Café de Flore"),
+    ],
+)
+def test_tidy_case_mends_words_read_in_no_case(read: str, shown: str) -> None:
+    assert tidy_case(read) == shown
 
 
 @pytest.mark.parametrize(
