@@ -381,6 +381,13 @@ def names_place(text: str) -> bool:
     return bool(_PLACE.search(fold(text)))
 
 
+def only_place(text: str) -> bool:
+    """The text names regions, states, countries or big cities and nothing else ('SELANGOR',
+    'KUALA LUMPUR, MALAYSIA'): an address's last line, never a shop's name."""
+    folded = fold(text)
+    return bool(_PLACE.search(folded)) and not _PLACE.sub(" ", folded).strip()
+
+
 def starts_with_number(text: str) -> bool:
     """A house number first: '12 High Street', 'NO 5, JALAN ...'."""
     return bool(_HOUSE_NUMBER.match(text.upper()))

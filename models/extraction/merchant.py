@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from models.extraction.address import MIN_SCORE, evidence
+from models.extraction.address import MIN_SCORE, evidence, only_place
 from models.extraction.layout import Line, Page
 from models.extraction.normalize import fold, ocr_clean, squash
 
@@ -174,6 +174,8 @@ def _name_score(line: Line, index: int) -> float:
         score -= 2.0  # a branch or shop code in brackets qualifies the name above it
     if _ADDRESS_WORDS.search(text):
         score -= 1.5
+    if only_place(line.text):
+        return -3.0  # 'SELANGOR' below the street, when the name above it was not read
     if _CITY_STATE.match(line.text.strip().upper()):
         score -= 3.0  # 'Denver, CO 80202' or 'denver, co': a city and its state, not a company
     score += 2.0 * _letters_share(line.text) - 1.0

@@ -44,6 +44,29 @@ def test_a_name_split_before_its_bracketed_branch_is_joined() -> None:
     assert f.merchant is not None and f.merchant.value == "PASAR RAYA MAJU (SEMENYIH) SDN BHD"
 
 
+def test_a_state_alone_is_not_the_name_when_the_name_was_not_read() -> None:
+    # the name above the address was lost (a logo the detector missed): the state on the line
+    # after the town is still the address's last line, and no name is better than it
+    f = extract_fields(
+        lines(
+            [
+                "NO. 42, JALAN PBS 14/11,",
+                "TAMAN PERINDUSTRIAN BUKIT SERDANG,",
+                "43300 SERI KEMBANGAN,",
+                "SELANGOR",
+                "TEL: 03-89433143",
+                "GST NO: 001663156224",
+                "TAX INVOICE",
+                "RECEIPT #: CS00040529 DATE: 24/05/2018",
+                ("ENERGIZER AA", "22.00"),
+                ("TOTAL", "22.00"),
+            ]
+        )
+    ).fields
+    assert f.merchant is None or "SELANGOR" not in f.merchant.value
+    assert f.address is not None and f.address.value.endswith("43300 SERI KEMBANGAN, SELANGOR")
+
+
 def test_a_registration_line_is_not_part_of_the_name() -> None:
     f = extract_fields(lines(["ACME (M) SDN BHD", "CO-REG:860671-D", "LOT 1, JALAN KPB 6,"])).fields
     assert f.merchant is not None and f.merchant.value == "ACME (M) SDN BHD"
