@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -93,10 +92,12 @@ _NUMBER = r"\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,3})?|\d+(?:[.,]\d{1,3})?|[.,]\d{2}
 # printed, in capitals and not as an abbreviation ('Cumhuriyet Cad.' is a street, 'TOTAL CAD'
 # Canadian dollars): three letters are matched, then looked up (faster than an alternation of
 # every code).
+# A letter of any script ends a code: 'NOK' of 'KÖSZÖNOK' is no krone.
 _CURRENCY_VOTE = re.compile(
-    rf"(?i:(?<![A-Z])(?P<mark>{_MARKS})(?![A-Z])|(?<=\d)\s?(?P<after>{_CUR_AFTER}|[A-Z]{{3}})"
-    r"(?![A-Z])|(?<![A-Z])(?P<before>[A-Z]{3})\s?(?=\d))"
-    r"|(?<![A-Za-z])(?P<code>[A-Z]{3})(?![A-Za-z.])"
+    rf"(?i:(?<![^\W\d_])(?P<mark>{_MARKS})(?![^\W\d_])"
+    rf"|(?<=\d)\s?(?P<after>{_CUR_AFTER}|[A-Z]{{3}})(?![^\W\d_])"
+    r"|(?<![^\W\d_])(?P<before>[A-Z]{3})\s?(?=\d))"
+    r"|(?<![^\W\d_])(?P<code>[A-Z]{3})(?![^\W\d_]|\.)"
 )
 # What a '$' or a 'kr' stands for, from the country a receipt's words name: its tax number,
 # tax words, states and postcodes. The first that matches decides; '$' is USD otherwise.
@@ -112,6 +113,48 @@ _KRONA_COUNTRIES = (
     ("NOK", re.compile(r"\bMVA\b|NORGE|NORWAY|\bA BETALE\b")),
     ("SEK", re.compile(r"\bMOMS\b|SVERIGE|SWEDEN|\bORG\s?NR\b|KVITTO|ATT BETALA")),
 )
+# Countries whose currency has no minor unit, by words a receipt from there prints whatever
+# its amounts are marked with: phone country code, tax number and tax words, big cities. A
+# yen or forint receipt often prints no mark at all ('12 240' under 'FIZETENDŐ'), or the
+# reading loses it, and then it is the country that says the amounts are whole units and not
+# a '0,50' (litres of beer) or a misread '1 02€' the only money on it. Matched in the text
+# without accents, upper case; the first that matches counts (`COUNTRY_VOTES`).
+_WHOLE_UNIT_COUNTRIES: tuple[tuple[str, frozenset[str], str], ...] = (
+    # (currency, whole words, other signs as a pattern)
+    (
+        "HUF",
+        frozenset(
+            {
+                "ADOSZAM",
+                "NYUGTA",
+                "NYUGTASZAM",
+                "FIZETENDO",
+                "OSSZESEN",
+                "AFA",
+                "BANKKARTYA",
+                "BUDAPEST",
+                "MAGYARORSZAG",
+            }
+        ),
+        r"\+36\b|\.HU\b",
+    ),
+    ("JPY", frozenset({"TOKYO", "OSAKA", "KYOTO", "JAPAN"}), r"\+81\b|\bT\d{13}\b|円"),
+    ("KRW", frozenset({"SEOUL", "KOREA"}), r"\+82\b"),
+    ("TWD", frozenset({"TAIPEI", "TAIWAN"}), r"\+886\b"),
+    ("IDR", frozenset({"NPWP", "JAKARTA", "INDONESIA"}), r"\+62\b"),
+    ("VND", frozenset({"HANOI", "VIETNAM"}), r"\+84\b|\bHA NOI\b|\bVIET NAM\b"),
+    ("CLP", frozenset({"CHILE"}), r"\+56\b"),
+    ("ISK", frozenset({"REYKJAVIK", "ICELAND"}), r"\+354\b"),
+)
+# Words are looked up in a set of the receipt's words, the other signs in one pass: a pattern
+# per country over the whole text cost more than the rest of currency detection.
+_COUNTRY_SIGNS = re.compile(
+    "|".join(f"(?P<{code}>{signs})" for code, _, signs in _WHOLE_UNIT_COUNTRIES)
+)
+_FOLDED_WORD = re.compile(r"[A-Z]+")
+#: The country's words count as this many marks of its currency: more than one stray symbol
+#: read off a smudged digit, fewer than a receipt that marks its amounts in another currency.
+COUNTRY_VOTES = 1.5
 _AMOUNT = re.compile(
     rf"(?P<lead>[-(])?\s*(?P<cur1>{_CUR})?\s*(?P<sign>-)?\s*"
     rf"(?<![\d.,])(?P<num>{_NUMBER})(?![\d])(?![.,]\d)"
@@ -227,9 +270,23 @@ def _grouped_by_spaces(text: str, decimal_comma: bool, whole_units: bool = False
     return text
 
 
+# What labels a number as a code, not money, when it stands before it on the line: contact,
+# approval and reference numbers, a masked card number.
+_CODE_LABEL = re.compile(
+    r"(?i)(?<![^\W\d_])(?:TEL|FAX|PHONE|AUTH|APPR|APPROVAL|REF|TRACE|STAN|TID|MID|NO|NR|NUM)"
+    r"(?![^\W\d_])|#|[X*]{4}|\+\d"
+)
+
+
 def _whole_token(text: str, start: int, end: int) -> bool:
     """A bare number standing alone ('4,680', '-500', '780 *'), not a piece of a date, time,
-    phone or code ('08:12', '2019/09/28', '03-5403-5664', 'No.1244') nor a quantity ('6 x')."""
+    phone or code ('08:12', '2019/09/28', '03-5403-5664', 'No.1244') nor a quantity ('6 x').
+    Seven digits or more in a row are a receipt or card number ('NYUGTA: 82846102'): prices
+    that long are printed grouped ('1 250 000')."""
+    if end - start >= 7 and text[start:end].isdigit():
+        return False
+    if _CODE_LABEL.search(text[:start]):
+        return False  # 'AUTH 938796', 'TEL.: +36 1 841 2670', 'XXXX XXXX 2138', 'No: 3241'
     before = text[start - 1] if start > 0 else " "
     after = text[end] if end < len(text) else " "
     if before not in " (-" or after not in " )*":
@@ -322,16 +379,17 @@ def guess_whole_units(texts: Iterable[str], currency: str | None) -> bool:
 
 def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], float] | None:
     """The receipt's currency from marks and codes: (ISO code, line ids, share of the votes).
-    A '$' or 'kr' is the dollar or krone of the country the receipt's words name."""
-    votes: Counter[str] = Counter()
+    A '$' or 'kr' is the dollar or krone of the country the receipt's words name; the words
+    of a country whose currency has no minor unit vote for it (`_WHOLE_UNIT_COUNTRIES`)."""
+    votes: dict[str, float] = {}
     where: dict[str, list[int]] = {}
     lines = list(texts)
     country: dict[str, str | None] = {}
+    folded = strip_accents("\n".join(text for _, text in lines)).upper()
 
     def named(mark: str) -> str | None:
         """The dollar or krone of the country the receipt names (looked up once, if needed)."""
         if mark not in country:
-            folded = strip_accents("\n".join(text for _, text in lines)).upper()
             table = _DOLLAR_COUNTRIES if mark == "$" else _KRONA_COUNTRIES
             default = "USD" if mark == "$" else None
             country[mark] = next((c for c, words in table if words.search(folded)), default)
@@ -344,16 +402,32 @@ def detect_currency(texts: Iterable[tuple[int, str]]) -> tuple[str, list[int], f
             code = named(mark) if mark in ("$", "KR") else currency_code(mark)
             if code is None:
                 continue
-            votes[code] += 1
+            votes[code] = votes.get(code, 0.0) + 1
             where.setdefault(code, []).append(line_id)
+    found = _whole_unit_country(folded)
+    if found is not None:
+        votes[found] = votes.get(found, 0.0) + COUNTRY_VOTES
+        where.setdefault(found, []).extend(
+            i for i, text in lines if _whole_unit_country(strip_accents(text).upper()) == found
+        )
     if not votes:
         return None
     # A lone "$" is weaker evidence than an explicit code or a specific symbol.
     dollar = country.get("$")
     if dollar is not None and dollar in votes and len(votes) > 1:
-        votes[dollar] //= 2
-    code, n = votes.most_common(1)[0]
+        votes[dollar] = votes[dollar] // 2
+    code, n = max(votes.items(), key=lambda kv: kv[1])  # the first named wins a tie
     return code, sorted(set(where[code]))[:5], n / sum(votes.values())
+
+
+def _whole_unit_country(folded: str) -> str | None:
+    """The first of `_WHOLE_UNIT_COUNTRIES` whose words or signs the (folded) text holds."""
+    words = set(_FOLDED_WORD.findall(folded))
+    signs = {m.lastgroup for m in _COUNTRY_SIGNS.finditer(folded)}
+    return next(
+        (code for code, named, _ in _WHOLE_UNIT_COUNTRIES if code in signs or named & words),
+        None,
+    )
 
 
 def has_cents(text: str) -> bool:

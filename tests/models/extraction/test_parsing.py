@@ -132,6 +132,24 @@ def test_forints_grouped_by_spaces_without_decimals() -> None:
     assert guess_whole_units(["ÖSSZESEN 10 860", "KÉSZPÉNZ 11 000"], None)
 
 
+def test_a_whole_unit_country_outvotes_a_stray_mark_and_names_an_unmarked_receipt() -> None:
+    """A Hungarian or Japanese receipt often prints no mark on its amounts, and a smudged
+    digit can read as one ('1 02€' for '1 020'): the country's words vote for its currency."""
+    hungarian = [(0, "ADÓSZÁM: 18101704-3-94"), (1, "1 02€"), (2, "ÖSSZESEN 17 680")]
+    assert detect_currency(hungarian) == ("HUF", [0, 2], 0.6)
+    assert detect_currency([(0, "Shinjuku, Tokyo"), (1, "Amount Due 3,480")])[0] == "JPY"
+    # ... but a receipt that marks its amounts in another currency keeps it
+    assert detect_currency([(0, "BUDAPEST"), (1, "12,50 €"), (2, "TOTAL 20,00 €")])[0] == "EUR"
+    # a code is a whole word in any script: 'KÖSZÖNÖK' read 'KÖSZÖNOK' names no krone
+    assert detect_currency([(0, "KÖSZÖNOK")]) is None
+
+
+def test_codes_are_not_money_on_a_receipt_of_whole_units() -> None:
+    for text in ("NYUGTA: 82846102", "AUTH 938796", "XXXX XXXX XXXX 2138", "TEL.: +36 1 841 2670"):
+        assert find_amounts(text, 0, whole_units=True) == [], text
+    assert [a.value for a in find_amounts("12 240", 0, whole_units=True)] == [Decimal("12240")]
+
+
 @pytest.mark.parametrize(
     ("text", "values"),
     [
