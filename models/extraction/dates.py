@@ -53,6 +53,7 @@ _TIME = re.compile(
     r"(?![\d])",
     re.IGNORECASE,
 )
+_TIME_NEXT = re.compile(r"(?:[01]?\d|2[0-3]):[0-5]\d(?!\d)")
 _DATE_WORD = re.compile(
     r"DATE|DATUM|FECHA|TARIKH|DATA|DTE|DATO|PAIVAMAARA|DT\b|TGL|TANGGAL", re.IGNORECASE
 )
@@ -110,13 +111,16 @@ def _clean(text: str) -> str:
 
 def _inside_code(text: str, start: int, end: int) -> bool:
     """Digits glued to a letter before them or to more numbers ('MI11/3-21-12/480'): a product
-    or invoice code that only looks like a date. A letter after is a lost space ('2018TIME')."""
+    or invoice code that only looks like a date. A letter after is a lost space ('2018TIME'),
+    and so is a time after the full stop that ends a date ('2019.09.15.10:57': Hungarian)."""
     before = text[start - 1] if start > 0 else " "
     after = text[end] if end < len(text) else " "
     if before.isalpha():
         return True
     glued_before = before in "/-." and start > 1 and text[start - 2].isdigit()
     glued_after = after in "/-." and end + 1 < len(text) and text[end + 1].isdigit()
+    if glued_after and after == "." and _TIME_NEXT.match(text, end + 1):
+        return False
     return glued_before or glued_after
 
 

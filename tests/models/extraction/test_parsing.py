@@ -188,6 +188,7 @@ def test_decimal_comma_is_judged_by_the_whole_receipt() -> None:
         ("25/12/2018 8:13:39 PM", dt.date(2018, 12, 25), None),
         ("12-01-19 21:13", dt.date(2019, 1, 12), dt.date(2019, 12, 1)),
         ("25 DEC 2018", dt.date(2018, 12, 25), dt.date(2018, 12, 25)),
+        ("2019.09.15.10:57", dt.date(2019, 9, 15), dt.date(2019, 9, 15)),  # the time glued on
         ("Dec 25, 2018", dt.date(2018, 12, 25), dt.date(2018, 12, 25)),
         ("2018-12-25", dt.date(2018, 12, 25), dt.date(2018, 12, 25)),
         ("Datum: 03.04.2023", dt.date(2023, 4, 3), dt.date(2023, 3, 4)),
