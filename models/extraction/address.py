@@ -105,7 +105,8 @@ _REG_AT_END = re.compile(r"\b\d{6,}\s*[-.]\s*[A-Z]\W*$", re.IGNORECASE)
 # Where contact or tax details start on a line that begins with the address.
 _CUT = re.compile(r"\b(?:TEL|TEL NO|PHONE|FAX|H/P|GST|VAT|EMAIL)\b", re.IGNORECASE)
 _DATEISH = re.compile(r"\d{1,4}\s*[/\-.]\s*\d{1,2}\s*[/\-.]\s*\d{2,4}\b|\b\d{1,2}:\d{2}\b")
-_MONEY = re.compile(r"\d\.\d{2}\s*$")
+# A price ending the line, with either decimal mark: an item row, not an address line.
+_MONEY = re.compile(r"\d[.,]\d{2}\s*$")
 _LABEL = re.compile(r"^\s*([^:\d]{0,30}?)\s*:")
 _MAX_LINES = 6
 _BUILDING = re.compile(r" (?:MALL|PLAZA|CENTRE|CENTER|COMPLEX|SQUARE|PARK|TOWER|WISMA|MENARA)(?= )")

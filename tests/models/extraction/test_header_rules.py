@@ -67,6 +67,25 @@ def test_a_state_alone_is_not_the_name_when_the_name_was_not_read() -> None:
     assert f.address is not None and f.address.value.endswith("43300 SERI KEMBANGAN, SELANGOR")
 
 
+def test_item_lines_with_decimal_commas_are_no_address() -> None:
+    # the address was not read (a fold in the paper): the items below the phone must not
+    # stand in for it, whichever decimal mark their prices have
+    f = extract_fields(
+        lines(
+            [
+                "PEKARNA U MOSTU",
+                "Tel: +420 224 815 233",
+                "2 x 18,90",
+                "Pivo 0,5l 37,80",
+                "Chleb 3,90",
+                "Rohlik 102,00",
+                ("CELKEM", "143,70"),
+            ]
+        )
+    ).fields
+    assert f.address is None
+
+
 def test_a_registration_line_is_not_part_of_the_name() -> None:
     f = extract_fields(lines(["ACME (M) SDN BHD", "CO-REG:860671-D", "LOT 1, JALAN KPB 6,"])).fields
     assert f.merchant is not None and f.merchant.value == "ACME (M) SDN BHD"
