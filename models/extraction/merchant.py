@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from models.extraction.address import MIN_SCORE, evidence, only_place
+from models.extraction.address import MIN_SCORE, TAX_NUMBER_LABELS, evidence, only_place
 from models.extraction.layout import Line, Page
 from models.extraction.normalize import fold, ocr_clean, squash
 
@@ -43,7 +43,7 @@ _NOT_NAME = re.compile(
     r" (?:TAX INVOICE|INVOICE|RECEIPT|RESIT|WELCOME|SELAMAT|THANK|TEL|FAX|PHONE|GST|VAT|REG|"
     r"CO REG|COMPANY NO|ROC|DATE|CASHIER|TABLE|ORDER|BILL|COPY|MEMBER|SIMPLIFIED|OFFICIAL|"
     r"HTTP|WWW|EMAIL|E MAIL|CASH SALE|CASH BILL|QUOTATION|TQ|VISIT|SHOPPING WITH|POWERED BY|"
-    r"POSTED|PAID|ENTERED|RECEIVED)(?= )"
+    rf"POSTED|PAID|ENTERED|RECEIVED|{TAX_NUMBER_LABELS})(?= )"
 )
 _WEB = re.compile(r"\w\.(?:COM|NET|ORG|CO|MY|DE|FR|UK)\b", re.IGNORECASE)
 _ADDRESS_WORDS = re.compile(

@@ -67,6 +67,13 @@ def test_a_state_alone_is_not_the_name_when_the_name_was_not_read() -> None:
     assert f.address is not None and f.address.value.endswith("43300 SERI KEMBANGAN, SELANGOR")
 
 
+def test_a_tax_number_label_is_not_the_name() -> None:
+    f = extract_fields(
+        lines(["ABN: 62 247 8221 A49", "25 Apr 2022", "Invoice: 969763", ("Tomato Sauce", "4.20")])
+    ).fields
+    assert f.merchant is None or "ABN" not in f.merchant.value
+
+
 def test_item_lines_with_decimal_commas_are_no_address() -> None:
     # the address was not read (a fold in the paper): the items below the phone must not
     # stand in for it, whichever decimal mark their prices have
