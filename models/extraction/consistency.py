@@ -260,6 +260,18 @@ def choose_totals(cands: list[MoneyCandidate], items_sum: Decimal | None = None)
         return Totals(total=None, total_confidence=0.0, problems=["no amount found"])
     counts: Counter[Decimal] = Counter(c.value for c in positive)
     pool = {c.value for c in positive if c.label in (Label.TOTAL, Label.SUBTOTAL, None)}
+    if not any(c.label is Label.TOTAL for c in positive):
+        # No total was read ('Grand TOTAL A51.30': its mark misread and glued on): the cash
+        # handed over that is exactly what the items, or the bare amounts above it, add up to
+        # was the total.
+        for paid in (c for c in positive if c.label is Label.TENDERED):
+            above = sum(
+                (c.value for c in positive if c.label is None and c.line.order < paid.line.order),
+                Decimal(0),
+            )
+            if _eq(paid.value, items_sum if items_sum is not None else above):
+                pool.add(paid.value)
+                items_sum = paid.value
     if not pool:
         pool = {c.value for c in positive}
     non_payment = [c.value for c in positive if c.label not in (Label.TENDERED, Label.CHANGE)]

@@ -98,6 +98,24 @@ def test_a_registration_line_is_not_part_of_the_name() -> None:
     assert f.merchant is not None and f.merchant.value == "ACME (M) SDN BHD"
 
 
+def test_cash_that_pays_exactly_the_amounts_above_it_is_the_total_when_none_was_read() -> None:
+    # the total's own line was misread ('Grand TOTAL A51.30': its 'RM' read as a letter)
+    f = extract_fields(
+        lines(
+            [
+                "NASI KANDAR MAJU",
+                ("1", "RM12.60"),
+                ("1", "RM13.50"),
+                ("1", "RM12.60"),
+                ("1", "RM12.60"),
+                "Grand TOTAL A51.30",
+                ("CASH", "RM51.30"),
+            ]
+        )
+    ).fields
+    assert f.total is not None and f.total.value == Decimal("51.30")
+
+
 def test_the_rounded_figure_after_a_rounding_line_is_the_total() -> None:
     f = extract_fields(
         lines(
