@@ -156,6 +156,12 @@ def clean_name(text: str) -> str:
     return stripped or text.strip()
 
 
+#: A line read with less confidence than this is not taken as the name for sitting just above
+#: the address: it is most often a logo read as letters ('SC SPEEL.' at 0.52 for a Shell
+#: logo, above 'HASHA PETROKIOSK' / the address), and the name is the line above it.
+UNSURE_NAME = 0.8
+
+
 def _name_score(line: Line, index: int) -> float:
     clean = ocr_clean(line.text)
     text = fold(clean)
@@ -373,7 +379,10 @@ def find_merchant(
         above = [
             (s, i)
             for s, i in scored
-            if i < address_start and s > -1.0 and not header[i].text.lstrip().startswith("(")
+            if i < address_start
+            and s > -1.0
+            and not header[i].text.lstrip().startswith("(")
+            and header[i].confidence >= UNSURE_NAME  # a logo read as letters names nothing
         ]
         if above:
             s, i = above[-1]

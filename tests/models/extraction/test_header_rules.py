@@ -67,6 +67,24 @@ def test_a_state_alone_is_not_the_name_when_the_name_was_not_read() -> None:
     assert f.address is not None and f.address.value.endswith("43300 SERI KEMBANGAN, SELANGOR")
 
 
+def test_a_logo_read_as_letters_above_the_address_is_not_the_name() -> None:
+    read = lines(
+        [
+            "HASHA PETROKIOSK",
+            "SC SPEEL.",
+            "81750 MASAI JOHOR",
+            "TELEPHONE: 073000190",
+            "GST NO: 000908345344",
+            ("TOTAL", "50.00"),
+        ],
+        tall={1},
+    )
+    # the recognizer was unsure of the big logo's 'letters'
+    read[1] = read[1].model_copy(update={"confidence": 0.52})
+    f = extract_fields(read).fields
+    assert f.merchant is not None and f.merchant.value == "HASHA PETROKIOSK"
+
+
 def test_a_tax_number_label_is_not_the_name() -> None:
     f = extract_fields(
         lines(["ABN: 62 247 8221 A49", "25 Apr 2022", "Invoice: 969763", ("Tomato Sauce", "4.20")])
