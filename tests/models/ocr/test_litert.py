@@ -5,10 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 from pydantic import TypeAdapter, ValidationError
 
 from models.ocr import EngineUnavailable, LiteRTConfig, OcrEngine, OcrEngineConfig, build_engine
-from models.ocr.litert import LiteRTEngine, _crop, is_text_line
+from models.ocr.litert import LiteRTEngine, _crop, _cut_rows, is_text_line
+from models.synth.fonts import available_fonts, load_font
 from tests.models.litert.conftest import make_folder
 
 
@@ -163,3 +165,48 @@ def test_a_tilted_line_is_boxed_along_its_slant_and_cropped_upright(tmp_path):
     span = slice(crop.shape[1] // 8, -crop.shape[1] // 8)  # inside the bar's ends
     middle, edges = crop[crop.shape[0] // 2, span], np.r_[crop[1, span], crop[-2, span]]
     assert middle.max() < 80 and edges.min() > 175  # the bar runs straight across the crop
+
+
+def test_two_rows_printed_touching_in_one_box_are_cut_apart_and_read() -> None:
+    """A tight header's two lines come out of the detector as one box twice a line's height;
+    read as one row it is noise (and was dropped), cut at the faint row between them each
+    reads right."""
+    face = next(f for f in available_fonts() if "LiberationMono-Regular" in f.path)
+    font = load_font(face.path, 26)
+    texts = [
+        "CORNER GROCERY",
+        "12 HIGH STREET",
+        "TEL 0123 456789",
+        "GUARDIAN HEALTH AND BEAUTY",
+        "GUARDIAN GIANT BREM MALL",
+    ]
+    image = Image.new("L", (620, 330), 255)
+    draw = ImageDraw.Draw(image)
+    boxes: list[list[float]] = []
+    y = 20
+    for k, text in enumerate(texts):
+        draw.text((30, y), text, font=font, fill=0)
+        x0, top, x1, bottom = draw.textbbox((30, y), text, font=font)
+        if k < 4:
+            boxes.append([x0 - 4, top - 6, x1 + 4, bottom + 6])
+        else:  # printed right under the row above, and boxed with it
+            boxes[-1] = [boxes[-1][0], boxes[-1][1], max(boxes[-1][2], x1 + 4), bottom + 6]
+        y += 60 if k < 3 else 27
+    quads = [((a, b), (c, b), (c, d), (a, d)) for a, b, c, d in boxes]
+    engine = build_engine(LiteRTConfig())  # the shipped models
+    assert isinstance(engine, LiteRTEngine)
+    lines = engine.read_boxes(np.asarray(image), quads)
+    assert [ln.text for ln in lines] == texts
+    # the two rows' boxes split the tall one between them
+    assert lines[3].box[0][1] == quads[3][0][1] and lines[4].box[2][1] == quads[3][2][1]
+    assert lines[3].box[2][1] == lines[4].box[0][1]
+
+
+def test_rows_are_cut_at_the_faintest_ink_near_an_even_cut() -> None:
+    upright = np.full((40, 100), 255, np.uint8)
+    upright[2:17, :] = 0  # the first row's ink
+    upright[19:38, :] = 0  # the second's, after a gap at rows 17-18
+    quad = ((10.0, 100.0), (110.0, 100.0), (110.0, 140.0), (10.0, 140.0))
+    top, bottom = _cut_rows(quad, upright, 2)
+    assert top[2][1] == pytest.approx(117.0) and bottom[0][1] == pytest.approx(117.0)
+    assert top[0] == quad[0] and bottom[2] == quad[2]
