@@ -157,8 +157,8 @@ def clean_name(text: str) -> str:
 
 
 #: A line read with less confidence than this is not taken as the name for sitting just above
-#: the address: it is most often a logo read as letters ('SC SPEEL.' at 0.52 for a Shell
-#: logo, above 'HASHA PETROKIOSK' / the address), and the name is the line above it.
+#: the address: it is most often a logo read as letters ('SC SPEEL.' at 0.52 for a Shell logo,
+#: between 'HASHA PETROKIOSK' and the address), and the name is printed above it.
 UNSURE_NAME = 0.8
 
 
@@ -169,6 +169,8 @@ def _name_score(line: Line, index: int) -> float:
         return -5.0
     if _DATEISH.search(line.text) or len(line.text.strip()) < 3:
         return -3.0
+    if only_place(line.text):
+        return -3.0  # 'SELANGOR' below the street, when the name above it was not read
     score = 0.0
     if has_legal_form(line.text):
         score += 3.0
@@ -180,8 +182,6 @@ def _name_score(line: Line, index: int) -> float:
         score -= 2.0  # a branch or shop code in brackets qualifies the name above it
     if _ADDRESS_WORDS.search(text):
         score -= 1.5
-    if only_place(line.text):
-        return -3.0  # 'SELANGOR' below the street, when the name above it was not read
     if _CITY_STATE.match(line.text.strip().upper()):
         score -= 3.0  # 'Denver, CO 80202' or 'denver, co': a city and its state, not a company
     score += 2.0 * _letters_share(line.text) - 1.0
