@@ -270,11 +270,12 @@ def _grouped_by_spaces(text: str, decimal_comma: bool, whole_units: bool = False
     return text
 
 
-# What labels a number as a code, not money, when it stands before it on the line: contact,
-# approval and reference numbers, a masked card number.
+# What labels a number as a code, not money: a contact, approval or reference label or a
+# masked card number right before it ('AUTH 938796', 'No: 3241', 'XXXX 2138'; not the 'No.'
+# of an item named 'No.2 Ramen'), or a phone's '+' anywhere before it on the line.
 _CODE_LABEL = re.compile(
-    r"(?i)(?<![^\W\d_])(?:TEL|FAX|PHONE|AUTH|APPR|APPROVAL|REF|TRACE|STAN|TID|MID|NO|NR|NUM)"
-    r"(?![^\W\d_])|#|[X*]{4}|\+\d"
+    r"(?i)(?:(?<![^\W\d_])(?:TEL|FAX|PHONE|AUTH|APPR|APPROVAL|REF|TRACE|STAN|TID|MID|NO|NR|NUM)"
+    r"|[X*]{4}|#)[\s.:#-]*$|\+\d"
 )
 
 

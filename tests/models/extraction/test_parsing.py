@@ -148,6 +148,10 @@ def test_codes_are_not_money_on_a_receipt_of_whole_units() -> None:
     for text in ("NYUGTA: 82846102", "AUTH 938796", "XXXX XXXX XXXX 2138", "TEL.: +36 1 841 2670"):
         assert find_amounts(text, 0, whole_units=True) == [], text
     assert [a.value for a in find_amounts("12 240", 0, whole_units=True)] == [Decimal("12240")]
+    # a label right before the number makes it a code, not one earlier on the line
+    assert [a.value for a in find_amounts("No.2 Ramen 880", 0, whole_units=True)] == [
+        Decimal("880")
+    ]
 
 
 @pytest.mark.parametrize(
